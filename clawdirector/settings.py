@@ -1,0 +1,203 @@
+"""ClawDirector settings: wiring only, every value from the environment (django-environ).
+
+Every variable is documented in docs/configuration.md and listed in .env.example.
+With DEBUG on and no SPRITES_API_TOKEN the project talks to the local Sprites emulator;
+in production a missing secret is a system-check error (see sprites/checks.py), never a
+silent default.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_decimal(name: str, default: str | None) -> Decimal | None:
+    """Money and rates are Decimal, never float."""
+    value = env.str(name, default="") or default
+    return Decimal(value) if value else None
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# Development-only fallbacks; sprites.checks rejects them when DEBUG is off.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY if DEBUG else "")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = True
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_crontab",
+    "sprites",
+    "heartbeat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clawdirector.urls"
+WSGI_APPLICATION = "clawdirector.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+# Production hardening; all of it is inert with DEBUG on.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Django REST framework -------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sprites.views.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "sprite_actions": env.str("THROTTLE_SPRITE_ACTIONS", default="30/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ClawDirector API",
+    "DESCRIPTION": "One isolated OpenClaw instance per user, each in its own Fly.io Sprite.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Sprites API -------------------------------------------------------------------------
+SPRITES_API_TOKEN = env.str("SPRITES_API_TOKEN", default="")
+SPRITES_EMULATOR_PORT = env.int("SPRITES_EMULATOR_PORT", default=8765)
+# No token and DEBUG on: talk to the local emulator (a banner in `make run` says so).
+SPRITES_USE_EMULATOR = DEBUG and not SPRITES_API_TOKEN
+SPRITES_API_URL = env.str(
+    "SPRITES_API_URL",
+    default=f"http://127.0.0.1:{SPRITES_EMULATOR_PORT}" if SPRITES_USE_EMULATOR else "https://api.sprites.dev",
+)
+if SPRITES_USE_EMULATOR:
+    SPRITES_API_TOKEN = "emulator-token"
+SPRITES_CONNECT_TIMEOUT = env.float("SPRITES_CONNECT_TIMEOUT", default=5.0)
+SPRITES_READ_TIMEOUT = env.float("SPRITES_READ_TIMEOUT", default=30.0)
+SPRITES_MAX_RETRIES = env.int("SPRITES_MAX_RETRIES", default=3)
+SPRITES_BACKOFF_SECONDS = env.float("SPRITES_BACKOFF_SECONDS", default=0.5)
+SPRITES_POOL_CONNECTIONS = env.int("SPRITES_POOL_CONNECTIONS", default=128)
+
+SPRITE_NAME_PREFIX = env.str("SPRITE_NAME_PREFIX", default="claw-")
+SPRITE_POOL_SIZE = env.int("SPRITE_POOL_SIZE", default=2)
+SPRITE_NETWORK_ALLOW = env.list(
+    "SPRITE_NETWORK_ALLOW",
+    default=["api.anthropic.com", "api.openai.com", "registry.npmjs.org", "openclaw.ai"],
+)
+GATEWAY_TOKEN_ENCRYPTION_KEY = env.str("GATEWAY_TOKEN_ENCRYPTION_KEY", default="")
+
+# --- OpenClaw (pinned; see ../shared/openclaw.md and sprites/openclaw/) -----------------------
+OPENCLAW_VERSION = env.str("OPENCLAW_VERSION", default="2026.9.14")
+OPENCLAW_NODE_VERSION = env.str("OPENCLAW_NODE_VERSION", default="24.15.0")
+OPENCLAW_GATEWAY_PORT = env.int("OPENCLAW_GATEWAY_PORT", default=8080)
+OPENCLAW_AGENT_ID = env.str("OPENCLAW_AGENT_ID", default="main")
+OPENCLAW_ALLOWED_ORIGINS = env.list("OPENCLAW_ALLOWED_ORIGINS", default=[])
+
+# --- Heartbeat and metering -----------------------------------------------------------------
+CRON_SECRET = env.str("CRON_SECRET", default="")
+HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="*/15 * * * *")
+HEARTBEAT_INTERVAL_MINUTES = env.int("HEARTBEAT_INTERVAL_MINUTES", default=15)
+HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=150)
+HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)
+HEARTBEAT_COMMAND = env.str(
+    "HEARTBEAT_COMMAND",
+    default=(
+        "timeout -k 10 {timeout} /usr/local/bin/openclaw agent --agent {agent} "
+        "--message-file /home/sprite/.openclaw/heartbeat.md --timeout 120 --json"
+    ),
+)
+SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)
+SPRITE_ACTIVE_USD_PER_HOUR = env_decimal("SPRITE_ACTIVE_USD_PER_HOUR", "0.18")
+SPRITE_STORAGE_USD_PER_GB_HOUR = env_decimal("SPRITE_STORAGE_USD_PER_GB_HOUR", "0.0003")
+SPRITE_STORAGE_GB = env_decimal("SPRITE_STORAGE_GB", "10")
+SPRITE_MONTHLY_BUDGET_USD = env_decimal("SPRITE_MONTHLY_BUDGET_USD", None)
+COST_LOCAL_CURRENCY = env.str("COST_LOCAL_CURRENCY", default="")
+COST_LOCAL_PER_USD = env_decimal("COST_LOCAL_PER_USD", None)
+
+CRONJOBS = [
+    (HEARTBEAT_SCHEDULE, "django.core.management.call_command", ["heartbeat"], {}, ">> /tmp/clawdirector-heartbeat.log 2>&1"),
+]
+CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
+
+# --- Logging: secrets never reach a log line (sprites/client.py never logs headers or tokens).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"urllib3": {"level": "WARNING"}},
+}

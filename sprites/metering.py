@@ -1,0 +1,141 @@
+"""The usage ledger: price an interval, and write ledger rows exactly once.
+
+Everything that bills goes through `record_usage`, which inserts only rows whose idempotency
+key is new and adds exactly those rows to the sprite's cached totals, in one transaction:
+the totals on `UserSprite` always equal the ledger's sums, and a retried or re-run write
+bills nothing twice. It costs three queries per call, whatever the batch size.
+
+Rounding: each row's cost is rounded half-up to 8 decimal places (1/1,000,000 of a cent);
+totals are exact sums of the rounded rows.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+
+from sprites.models import UsageRecord, UserSprite
+
+COST_QUANTUM = Decimal("0.00000001")
+SECONDS_QUANTUM = Decimal("0.001")
+
+
+def round_cost(value: Decimal) -> Decimal:
+    return Decimal(value).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def round_seconds(value) -> Decimal:
+    return Decimal(str(value)).quantize(SECONDS_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def active_cost(seconds: Decimal) -> Decimal:
+    """Compute cost of `seconds` awake, at SPRITE_ACTIVE_USD_PER_HOUR."""
+    return round_cost(Decimal(seconds) * settings.SPRITE_ACTIVE_USD_PER_HOUR / 3600)
+
+
+def storage_cost_per_hour() -> Decimal:
+    return settings.SPRITE_STORAGE_USD_PER_GB_HOUR * settings.SPRITE_STORAGE_GB
+
+
+def storage_cost(hours: int | Decimal) -> Decimal:
+    return round_cost(storage_cost_per_hour() * Decimal(hours))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One interval to bill. `key` must be built from what it measures (sprite, kind, window)."""
+
+    sprite_id: int
+    kind: str
+    cause: str
+    started_at: datetime
+    ended_at: datetime
+    cost_usd: Decimal
+    key: str
+    seconds: Decimal = Decimal("0")
+    detail: dict = field(default_factory=dict)
+
+
+def active_usage(
+    *, sprite_id: int, cause: str, started_at: datetime, ended_at: datetime, key: str, detail=None
+) -> Usage:
+    """An `active` row for a measured wall-clock interval (caller adds the idle tail)."""
+    seconds = round_seconds(max((ended_at - started_at).total_seconds(), 0))
+    return Usage(
+        sprite_id=sprite_id,
+        kind=UsageRecord.Kind.ACTIVE,
+        cause=cause,
+        started_at=started_at,
+        ended_at=ended_at,
+        seconds=seconds,
+        cost_usd=active_cost(seconds),
+        key=key,
+        detail=detail or {},
+    )
+
+
+def record_usage(usages: Iterable[Usage]) -> list[Usage]:
+    """Insert the usages whose key is new and add them to the sprites' totals.
+
+    Returns the usages actually written. Safe to call again with the same usages (nothing
+    is written twice) and from concurrent transactions: a racing duplicate fails on the
+    unique key, the whole batch rolls back and is retried against what is now committed.
+    """
+    usages = list({u.key: u for u in usages}.values())
+    if not usages:
+        return []
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _record_once(usages)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return []  # pragma: no cover
+
+
+def _record_once(usages: list[Usage]) -> list[Usage]:
+    existing = set(
+        UsageRecord.objects.filter(idempotency_key__in=[u.key for u in usages]).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    new = [u for u in usages if u.key not in existing]
+    if not new:
+        return []
+    UsageRecord.objects.bulk_create(
+        [
+            UsageRecord(
+                sprite_id=u.sprite_id,
+                kind=u.kind,
+                cause=u.cause,
+                started_at=u.started_at,
+                ended_at=u.ended_at,
+                seconds=u.seconds if u.kind == UsageRecord.Kind.ACTIVE else Decimal("0"),
+                cost_usd=u.cost_usd,
+                idempotency_key=u.key,
+                detail=u.detail,
+            )
+            for u in new
+        ],
+        batch_size=1000,
+    )
+    cost: dict[int, Decimal] = defaultdict(Decimal)
+    seconds: dict[int, Decimal] = defaultdict(Decimal)
+    for u in new:
+        cost[u.sprite_id] += u.cost_usd
+        if u.kind == UsageRecord.Kind.ACTIVE:
+            seconds[u.sprite_id] += u.seconds
+    ids = list(cost)
+    UserSprite.objects.filter(pk__in=ids).update(
+        total_cost_usd=F("total_cost_usd")
+        + Case(*[When(pk=pk, then=Value(cost[pk])) for pk in ids], default=Value(Decimal("0"))),
+        total_runtime_seconds=F("total_runtime_seconds")
+        + Case(*[When(pk=pk, then=Value(seconds[pk])) for pk in ids], default=Value(Decimal("0"))),
+    )
+    return new
