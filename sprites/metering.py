@@ -3,7 +3,8 @@
 Everything that bills goes through `record_usage`, which inserts only rows whose idempotency
 key is new and adds exactly those rows to the sprite's cached totals, in one transaction:
 the totals on `UserSprite` always equal the ledger's sums, and a retried or re-run write
-bills nothing twice. It costs three queries per call, whatever the batch size.
+bills nothing twice. It also keeps the per-day rollup (`SpriteDailyCost`) in step. It costs
+four queries per call, whatever the batch size.
 
 Rounding: each row's cost is rounded half-up to 8 decimal places (1/1,000,000 of a cent);
 totals are exact sums of the rounded rows.
@@ -11,15 +12,15 @@ totals are exact sums of the rounded rows.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 
-from sprites.models import UsageRecord, UserSprite
+from sprites.models import SpriteDailyCost, UsageRecord, UserSprite
 
 COST_QUANTUM = Decimal("0.00000001")
 SECONDS_QUANTUM = Decimal("0.001")
@@ -132,6 +133,7 @@ def _record_once(usages: list[Usage]) -> list[Usage]:
         if u.kind == UsageRecord.Kind.ACTIVE:
             seconds[u.sprite_id] += u.seconds
     ids = list(cost)
+    _add_to_daily_rollup(new)
     UserSprite.objects.filter(pk__in=ids).update(
         total_cost_usd=F("total_cost_usd")
         + Case(*[When(pk=pk, then=Value(cost[pk])) for pk in ids], default=Value(Decimal("0"))),
@@ -139,3 +141,28 @@ def _record_once(usages: list[Usage]) -> list[Usage]:
         + Case(*[When(pk=pk, then=Value(seconds[pk])) for pk in ids], default=Value(Decimal("0"))),
     )
     return new
+
+
+def _add_to_daily_rollup(usages: list[Usage]) -> None:
+    """One upsert that adds each (sprite, UTC day) group to its rollup row."""
+    groups: dict[tuple[int, object], list[Decimal]] = defaultdict(lambda: [Decimal("0"), Decimal("0")])
+    for u in usages:
+        group = groups[(u.sprite_id, u.started_at.astimezone(dt_timezone.utc).date())]
+        group[0] += u.cost_usd
+        if u.kind == UsageRecord.Kind.ACTIVE:
+            group[1] += u.seconds
+    table = connection.ops.quote_name(SpriteDailyCost._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(groups))
+    params: list = []
+    for (sprite_id, day), (cost, seconds) in groups.items():
+        params += [sprite_id, day, cost, seconds]
+    # INSERT … ON CONFLICT … DO UPDATE: PostgreSQL and SQLite (3.24+) alike. Django's
+    # bulk_create(update_conflicts=True) can only overwrite, and this must add.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (sprite_id, day, cost_usd, active_seconds) VALUES {values} "
+            f"ON CONFLICT (sprite_id, day) DO UPDATE SET "
+            f"cost_usd = {table}.cost_usd + EXCLUDED.cost_usd, "
+            f"active_seconds = {table}.active_seconds + EXCLUDED.active_seconds",
+            params,
+        )

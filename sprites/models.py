@@ -212,3 +212,25 @@ class LifecycleEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.outcome} on {self.sprite_id}"
+
+
+class SpriteDailyCost(models.Model):
+    """The ledger rolled up per sprite and UTC day (of each row's `started_at`).
+
+    Written by `metering.record_usage` in the same transaction as the ledger rows it sums, so
+    it always equals the ledger; the console reads month and chart figures from here, which
+    costs ≤ 31 rows per sprite however many ledger rows a day holds.
+    """
+
+    sprite = models.ForeignKey(UserSprite, on_delete=models.PROTECT, related_name="daily_costs")
+    day = models.DateField()
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+    active_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=ZERO)
+
+    class Meta:
+        db_table = "sprite_daily_cost"
+        constraints = [models.UniqueConstraint(fields=["sprite", "day"], name="one_rollup_per_sprite_day")]
+        indexes = [models.Index(fields=["day"], name="daily_cost_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sprite_id} {self.day} ${self.cost_usd}"

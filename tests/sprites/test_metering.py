@@ -8,7 +8,7 @@ from django.db.models import Sum
 
 from sprites import metering
 from sprites.metering import Usage, active_usage, record_usage
-from sprites.models import UsageRecord, UserSprite
+from sprites.models import SpriteDailyCost, UsageRecord, UserSprite
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=dt_timezone.utc)
 
@@ -24,6 +24,13 @@ def assert_totals_match_ledger(sprite):
     seconds = UsageRecord.objects.filter(sprite=sprite, kind="active").aggregate(s=Sum("seconds"))["s"]
     assert sprite.total_cost_usd == (sums["cost"] or 0)
     assert sprite.total_runtime_seconds == (seconds or 0)
+    # ... and the per-day rollup equals the ledger grouped by UTC day.
+    by_day = {}
+    for row in UsageRecord.objects.filter(sprite=sprite):
+        day = row.started_at.astimezone(dt_timezone.utc).date()
+        by_day[day] = by_day.get(day, 0) + row.cost_usd
+    rollup = {r.day: r.cost_usd for r in SpriteDailyCost.objects.filter(sprite=sprite)}
+    assert rollup == by_day
 
 
 def test_it_prices_active_time_at_the_hourly_rate(settings):
@@ -59,7 +66,7 @@ def test_it_keeps_totals_equal_to_ledger_sums_across_kinds_and_sprites(sprite, b
     other = UserSprite.objects.create(user=bob, sprite_name="claw-bob", status="online")
     batch = []
     for i in range(20):
-        start = T0 + timedelta(minutes=15 * i)
+        start = T0 + timedelta(hours=1 * i)  # crosses midnight: two rollup days
         for s in (sprite, other):
             batch.append(
                 active_usage(
