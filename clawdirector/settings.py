@@ -172,13 +172,21 @@ HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="*/15 * * * *")
 HEARTBEAT_INTERVAL_MINUTES = env.int("HEARTBEAT_INTERVAL_MINUTES", default=15)
 HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=150)
 HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)
+# One agent turn that blocks until done (openclaw.md); from a cold sprite it first waits (at
+# most 20 s) for the gateway's /startupz. The whole thing is bounded by `timeout`: 20 s + the
+# agent's own 120 s stay inside the default 150 s.
 HEARTBEAT_COMMAND = env.str(
     "HEARTBEAT_COMMAND",
     default=(
-        "timeout -k 10 {timeout} /usr/local/bin/openclaw agent --agent {agent} "
-        "--message-file /home/sprite/.openclaw/heartbeat.md --timeout 120 --json"
+        "timeout -k 10 {timeout} sh -c '"
+        "for i in $(seq 1 20); do "
+        f"/usr/bin/curl -fsS -o /dev/null http://127.0.0.1:{OPENCLAW_GATEWAY_PORT}/startupz && break; sleep 1; done; "
+        "exec /usr/local/bin/openclaw agent --agent \"$0\" "
+        "--message-file /home/sprite/.openclaw/heartbeat.md --timeout 120 --json' {agent}"
     ),
 )
+# Per-sprite wake records older than this are pruned at the end of each sweep.
+HEARTBEAT_WAKE_RETENTION_DAYS = env.int("HEARTBEAT_WAKE_RETENTION_DAYS", default=30)
 SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)
 SPRITE_ACTIVE_USD_PER_HOUR = env_decimal("SPRITE_ACTIVE_USD_PER_HOUR", "0.18")
 SPRITE_STORAGE_USD_PER_GB_HOUR = env_decimal("SPRITE_STORAGE_USD_PER_GB_HOUR", "0.0003")

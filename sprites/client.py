@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -419,7 +420,10 @@ class SpritesClient:
         )
         try:
             return _read_exec(response)
-        except requests.RequestException as exc:
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
+            # Reading the raw chunks bypasses requests, so urllib3's own errors arrive here too.
+            raise SpritesUnavailable(f"Exec on sprite {name} timed out", code="timeout") from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise SpritesUnavailable(f"Exec stream broke on sprite {name}: {type(exc).__name__}",
                                      code="exec_stream") from exc
         finally:

@@ -97,3 +97,10 @@ def test_it_reports_a_dropped_connection_as_unavailable(api, emu):
     emu.set_faults(drop_rate=1.0)
     with pytest.raises(SpritesUnavailable, match="unreachable"):
         api.get_sprite("anything")
+
+
+def test_it_reports_an_exec_that_outlives_its_timeout(api):
+    api.create_sprite("claw-slow")
+    with pytest.raises(SpritesUnavailable) as excinfo:
+        api.exec("claw-slow", ["sleep", "5"], timeout=0.5)
+    assert excinfo.value.code == "timeout"
