@@ -1,0 +1,156 @@
+import os
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections
+from django.db.backends.signals import connection_created
+from django.db.models import Sum
+from django.test import override_settings
+
+from heartbeat.models import HeartbeatRun
+from heartbeat.sweep import run_sweep
+from sprites.models import UsageRecord, UserSprite
+
+
+class QueryCounter:
+    """Counts SQL statements on every connection, including ones other threads open."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+        self._wrapped = []
+
+    def __call__(self, execute, sql, params, many, context):
+        with self._lock:
+            self.count += 1
+        return execute(sql, params, many, context)
+
+    def _install(self, conn):
+        if self not in conn.execute_wrappers:
+            conn.execute_wrappers.append(self)
+            self._wrapped.append(conn)
+
+    def _on_created(self, sender, connection, **kwargs):
+        self._install(connection)
+
+    def __enter__(self):
+        for conn in connections.all():
+            self._install(conn)
+        connection_created.connect(self._on_created)
+        return self
+
+    def __exit__(self, *exc):
+        connection_created.disconnect(self._on_created)
+        for conn in self._wrapped:
+            if self in conn.execute_wrappers:
+                conn.execute_wrappers.remove(self)
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark one heartbeat sweep against an in-process Sprites emulator: creates N "
+        "assigned sprites (users and rows in the database, sprites in the emulator), runs one "
+        "sweep, prints wall vs ideal time, SQL queries per sprite and the ledger's active "
+        "seconds beside the emulator's meter, then deletes what it created. Refuses to run "
+        "unless the database name starts with 'bench' or 'test', or --yes-wipe is given."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sprites", type=int, default=2000)
+        parser.add_argument("--concurrency", type=int, default=64)
+        parser.add_argument("--latency-ms", type=float, default=50.0, help="Added to every API call.")
+        parser.add_argument("--exec-seconds", type=float, default=1.0, help="Simulated heartbeat turn.")
+        parser.add_argument("--idle-seconds", type=int, default=None,
+                            help="Idle tail, emulator and billing alike (default SPRITE_IDLE_SECONDS).")
+        parser.add_argument("--yes-wipe", action="store_true",
+                            help="Run on a database whose name does not start with bench/test.")
+
+    def handle(self, *args, **options):
+        n, concurrency = options["sprites"], options["concurrency"]
+        if n < 1 or concurrency < 1:
+            raise CommandError("--sprites and --concurrency must be at least 1.")
+        if options["latency_ms"] < 0 or options["exec_seconds"] < 0:
+            raise CommandError("--latency-ms and --exec-seconds cannot be negative.")
+        idle = settings.SPRITE_IDLE_SECONDS if options["idle_seconds"] is None else options["idle_seconds"]
+        db_name = os.path.basename(str(connection.settings_dict["NAME"]))
+        if not (db_name.startswith(("bench", "test")) or options["yes_wipe"]):
+            raise CommandError(
+                f"Refusing to benchmark on database {db_name!r}: use a scratch database whose name "
+                "starts with 'bench' or 'test', or pass --yes-wipe."
+            )
+        try:
+            from sprites.emulator.testing import start_emulator
+        except ImportError as exc:
+            raise CommandError("The Sprites emulator (sprites.emulator) is not available.") from exc
+
+        emulator = start_emulator(latency_ms=options["latency_ms"], exec_seconds=options["exec_seconds"],
+                                  idle_seconds=idle, cold_seconds=3600)
+        tag = uuid.uuid4().hex[:6]
+        self._run_id = None
+        names = [f"bench-{tag}-{i:05d}" for i in range(n)]
+        try:
+            for name in names:
+                emulator.state.create_sprite({"name": name})
+            users = get_user_model().objects.bulk_create(
+                [get_user_model()(username=f"bench-{tag}-{i:05d}") for i in range(n)], batch_size=1000)
+            if users[0].pk is None:  # backends without RETURNING on bulk insert
+                users = list(get_user_model().objects.filter(username__startswith=f"bench-{tag}-").order_by("username"))
+            UserSprite.objects.bulk_create(
+                [UserSprite(user=user, sprite_name=name, status=UserSprite.Status.SLEEPING)
+                 for user, name in zip(users, names)], batch_size=1000)
+            self.stdout.write(f"{n} sprites, concurrency {concurrency}, latency {options['latency_ms']:g} ms, "
+                              f"turn {options['exec_seconds']:g} s, idle tail {idle} s; sweeping…")
+
+            with override_settings(
+                SPRITES_API_URL=emulator.url, SPRITES_API_TOKEN="bench-token", SPRITE_IDLE_SECONDS=idle,
+                SPRITES_POOL_CONNECTIONS=max(settings.SPRITES_POOL_CONNECTIONS, concurrency),
+                SPRITE_POOL_SIZE=0,
+            ), QueryCounter() as counter:
+                started = time.monotonic()
+                run = run_sweep(trigger="bench", concurrency=concurrency)
+                self._run_id = run.pk
+                wall = time.monotonic() - started
+            self._report(run, names, emulator, counter.count, wall, options, concurrency, n)
+        finally:
+            emulator.stop()
+            self._clean(tag)
+
+    def _report(self, run, names, emulator, queries, wall, options, concurrency, n):
+        per_sprite = options["latency_ms"] / 1000 + options["exec_seconds"]
+        ideal = n * per_sprite / concurrency
+        ledger = UsageRecord.objects.filter(sprite__sprite_name__in=names, kind="active").aggregate(
+            s=Sum("seconds"))["s"] or Decimal("0")
+        meter = emulator.meter()["sprites"]
+        truth = Decimal(str(sum(meter.get(name, {}).get("running_seconds_final", 0) for name in names)))
+        diff = (ledger - truth) / truth * 100 if truth else Decimal("0")
+        efficiency = ideal / wall if wall else 0.0
+        qps = queries / n
+        lines = [
+            run.summary(),
+            f"wall time          {wall:9.2f} s",
+            f"ideal time         {ideal:9.2f} s  ({n} × {per_sprite:g} s ÷ {concurrency})",
+            f"efficiency         {efficiency:9.1%}   target ≥ 80%  {'ok' if efficiency >= 0.8 else 'MISSED'}",
+            f"SQL queries        {queries:9d}   {qps:.3f} per sprite, target ≤ 6  {'ok' if qps <= 6 else 'MISSED'}",
+            f"ledger active      {ledger:12.3f} s",
+            f"emulator meter     {truth:12.3f} s  (running_seconds_final)",
+            f"difference         {diff:+9.2f} %   target within 2%  {'ok' if abs(diff) <= 2 else 'MISSED'}",
+        ]
+        for line in lines:
+            self.stdout.write(line)
+
+    def _clean(self, tag):
+        """Delete exactly what this run created: its run, its sprites and every row that
+        points at them (ledger, wakes, events, roll-ups…), then its users. Raw deletes: the
+        ledger refuses ordinary ones, and these rows exist only because the bench made them."""
+        sprites = UserSprite.objects.filter(sprite_name__startswith=f"bench-{tag}-")
+        HeartbeatRun.objects.filter(pk=self._run_id).delete()  # and its wakes
+        for relation in UserSprite._meta.related_objects:
+            model = relation.related_model
+            model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
+        sprites._raw_delete(UserSprite.objects.db)
+        get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()
