@@ -33,7 +33,7 @@ run: install
 	@if [ -z "$$SPRITES_API_TOKEN" ]; then \
 	  echo "==> Starting the Sprites emulator on 127.0.0.1:$(EMULATOR_PORT) (no SPRITES_API_TOKEN set)"; \
 	  $(PY) manage.py sprites_emulator --port $(EMULATOR_PORT) > .run/emulator.log 2>&1 & echo $$! > .run/emulator.pid; \
-	  for i in $$(seq 50); do curl -fs http://127.0.0.1:$(EMULATOR_PORT)/_emulator/state >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  $(PY) scripts/wait_for.py http://127.0.0.1:$(EMULATOR_PORT)/_emulator/state; \
 	  $(PY) manage.py bootstrap_demo; \
 	fi
 	@echo "==> ClawDirector on http://$(HOST):$(PORT)/admin/   (API: http://$(HOST):$(PORT)/api/docs/)"
@@ -54,15 +54,20 @@ test: install
 test-sqlite: install
 	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks against a scratch database (bench_clawdirector) on the throwaway PostgreSQL, with
+# the emulator in-process. Bench-only secrets: DEBUG stays off, as in production.
+BENCH_ENV = SECRET_KEY=bench-only-secret-key-not-for-production-0123456789 \
+	SPRITES_API_TOKEN=bench-emulator CRON_SECRET=bench-only-cron-secret-0123456789abcdef \
+	ALLOWED_HOSTS=testserver,localhost SECURE_SSL_REDIRECT=0
 bench: install
 	@URL=$$(scripts/pg.sh start) || exit 1; \
 	  trap 'scripts/pg.sh stop' EXIT; \
-	  BENCH_URL=$${URL%/*}/bench_clawdirector; \
-	  scripts/pg.sh createdb bench_clawdirector >/dev/null; \
-	  DATABASE_URL=$$BENCH_URL $(PY) manage.py migrate --noinput -v0 && \
-	  DATABASE_URL=$$BENCH_URL $(PY) manage.py bench_heartbeat $(BENCH_ARGS) && \
-	  DATABASE_URL=$$BENCH_URL $(PY) manage.py bench_provision && \
-	  DATABASE_URL=$$BENCH_URL $(PY) manage.py bench_admin
+	  scripts/pg.sh createdb bench_clawdirector; \
+	  export DATABASE_URL=$${URL%/*}/bench_clawdirector $(BENCH_ENV); \
+	  $(PY) manage.py migrate --noinput -v0 && \
+	  echo "==> Heartbeat sweep" && $(PY) manage.py bench_heartbeat $(BENCH_HEARTBEAT_ARGS) && \
+	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
+	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
 
 check: install
 	$(PY) manage.py check

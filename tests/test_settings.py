@@ -1,6 +1,5 @@
 """Production configuration: missing secrets are named system-check errors."""
 
-import pytest
 from django.core import checks
 
 from sprites.checks import check_production_secrets

@@ -6,7 +6,6 @@ from sprites.client import (
     SpriteNotFound,
     SpritesClient,
     SpritesConflict,
-    SpritesRateLimited,
     SpritesUnavailable,
 )
 from sprites.emulator.testing import start_emulator

@@ -1,4 +1,3 @@
-import os
 import threading
 import time
 import uuid
@@ -7,13 +6,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, connections
+from django.db import connections
 from django.db.backends.signals import connection_created
 from django.db.models import Sum
 from django.test import override_settings
 
 from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
+from sprites.bench import require_scratch_database
 from sprites.models import UsageRecord, UserSprite
 
 
@@ -77,12 +77,7 @@ class Command(BaseCommand):
         if options["latency_ms"] < 0 or options["exec_seconds"] < 0:
             raise CommandError("--latency-ms and --exec-seconds cannot be negative.")
         idle = settings.SPRITE_IDLE_SECONDS if options["idle_seconds"] is None else options["idle_seconds"]
-        db_name = os.path.basename(str(connection.settings_dict["NAME"]))
-        if not (db_name.startswith(("bench", "test")) or options["yes_wipe"]):
-            raise CommandError(
-                f"Refusing to benchmark on database {db_name!r}: use a scratch database whose name "
-                "starts with 'bench' or 'test', or pass --yes-wipe."
-            )
+        require_scratch_database(yes_wipe=options["yes_wipe"])
         try:
             from sprites.emulator.testing import start_emulator
         except ImportError as exc:

@@ -15,7 +15,6 @@ import statistics
 import time
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -24,6 +23,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
+from sprites.bench import require_scratch_database
 from sprites.metering import Usage, active_cost, record_usage, round_seconds, storage_cost
 from sprites.models import LifecycleEvent, SpriteDailyCost, UsageRecord, UserSprite
 
@@ -61,12 +61,7 @@ class Command(BaseCommand):
         parser.add_argument("--yes-wipe", action="store_true", help="allow wiping any database")
 
     def handle(self, *args, sprites, days, rows_per_day, runs, yes_wipe, **options):
-        name = Path(str(connection.settings_dict["NAME"])).name
-        if not (yes_wipe or name.startswith(("bench", "test"))):
-            raise CommandError(
-                f"bench_admin wipes every sprite and its ledger; database {name!r} does not look like "
-                "a scratch database (its name must start with bench or test). Pass --yes-wipe to insist."
-            )
+        require_scratch_database(yes_wipe=yes_wipe)  # it wipes every sprite and its ledger
         if sprites < 1 or runs < 1 or days < 0 or rows_per_day < 2:
             raise CommandError("--sprites and --runs must be at least 1, --days at least 0, --rows-per-day at least 2.")
 
