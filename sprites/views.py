@@ -1,7 +1,299 @@
-"""DRF API for the frontend (being built: see issue 3)."""
+"""The DRF API a frontend calls: one ViewSet scoped to the signed-in user.
 
+Views only call `sprites.services`. Every error is JSON with a stable `code` (see
+`exception_handler`, which settings name as DRF's EXCEPTION_HANDLER); another user's sprite
+and a malformed id are both 404, so ids reveal nothing.
+"""
+
+import logging
+import math
+import uuid
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers, viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.renderers import JSONRenderer
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework import status as http
+from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from sprites import services
+from sprites.client import SpritesError, SpritesRateLimited, SpritesUnavailable
+from sprites.models import UserSprite
+from sprites.serializers import (
+    DashboardLinkSerializer,
+    ErrorSerializer,
+    PairingApprovedSerializer,
+    PairingListSerializer,
+    SpriteSerializer,
+    SpriteStatusSerializer,
+    StatusQuerySerializer,
+)
+from sprites.throttles import SpriteActionThrottle
+
+logger = logging.getLogger(__name__)
+
+# Retry-After for an outage that gave no figure of its own (the client already retried).
+OUTAGE_RETRY_AFTER_SECONDS = 15
+
+PROVISION_OUTCOMES = {"ready": http.HTTP_201_CREATED, "provisioning": http.HTTP_202_ACCEPTED,
+                      "existing": http.HTTP_200_OK}
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+def _error(code: str, detail: str, status: int, **extra) -> Response:
+    return Response({"code": code, "detail": detail, **extra}, status=status)
 
 
 def exception_handler(exc, context):
-    return drf_exception_handler(exc, context)
+    """Every error as `{"code", "detail"}` JSON. A Sprites outage is a 503 with Retry-After."""
+    if isinstance(exc, SpritesUnavailable):
+        retry_after = getattr(exc, "retry_after", None) if isinstance(exc, SpritesRateLimited) else None
+        response = _error(
+            "sprites_unavailable", "The Sprites API is unavailable right now; try again shortly.",
+            http.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(math.ceil(retry_after or OUTAGE_RETRY_AFTER_SECONDS))
+        return response
+    if isinstance(exc, SpritesError):
+        # Permanent upstream failure; the full message is on the sprite row for staff.
+        return _error(exc.code if exc.code == "gateway_failed" else "sprites_error",
+                      "The Sprites API refused the operation; staff have the details.", http.HTTP_502_BAD_GATEWAY)
+    if isinstance(exc, services.PairingRequestNotFound):
+        return _error(exc.code, str(exc), http.HTTP_404_NOT_FOUND)
+    if isinstance(exc, services.CommandFailed):
+        return _error(exc.code, "The command in the sprite failed; staff have the details.", http.HTTP_502_BAD_GATEWAY)
+    if isinstance(exc, services.SpriteActionError):
+        status = {"invalid_request_id": http.HTTP_400_BAD_REQUEST,
+                  "permission_denied": http.HTTP_403_FORBIDDEN}.get(exc.code, http.HTTP_409_CONFLICT)
+        return _error(exc.code, str(exc), status)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        return _error("server_error", "Something went wrong on our side.", http.HTTP_500_INTERNAL_SERVER_ERROR)
+    if isinstance(exc, Http404):
+        code = "not_found"
+    elif isinstance(exc, DjangoPermissionDenied):
+        code = "permission_denied"
+    elif isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
+        return response
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else str(response.data)
+    if code == "permission_denied" and str(detail).startswith("CSRF Failed"):
+        code = "csrf_failed"
+    response.data = {"code": code, "detail": str(detail)}
+    return response
+
+
+def not_found(request, *args, **kwargs):
+    """Any other path under /api/sprites/: JSON, never Django's HTML 404 page."""
+    return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+
+
+# --- Schema helpers ------------------------------------------------------------------------------
+
+ERRORS = {
+    400: "Malformed body, query or id (`parse_error`, `invalid`, `invalid_request_id`).",
+    401: "No or bad credentials (`not_authenticated`, `authentication_failed`).",
+    403: "Session without a valid CSRF token (`csrf_failed`).",
+    404: "No such sprite among yours, or a malformed id (`not_found`).",
+    409: "The sprite is not in a state that allows this (`invalid_state`).",
+    429: "Too many actions (`throttled`); see Retry-After.",
+    502: "Sprites or the command in the sprite refused (`sprites_error`, `gateway_failed`, `command_failed`).",
+    503: "The Sprites API is unavailable (`sprites_unavailable`); see Retry-After.",
+}
+
+
+def errors(*codes: int) -> dict:
+    return {code: OpenApiResponse(ErrorSerializer, description=ERRORS[code]) for code in codes}
+
+
+AUTH = (401, 403)
+SPRITE_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The sprite's public id.")
+ACTION_ERRORS = errors(*AUTH, 400, 404, 409, 429, 502, 503)
+
+
+def _check_body(request) -> None:
+    """These actions take no input, but a malformed body is still the client's error (400),
+    never silently ignored."""
+    data = request.data  # parses now: a broken JSON body raises ParseError
+    if data and not hasattr(data, "keys"):
+        raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object or an empty body."]})
+
+
+# --- The ViewSet ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your sprites", responses={200: SpriteSerializer(many=True), **errors(*AUTH)}),
+    retrieve=extend_schema(
+        summary="One of your sprites", parameters=[SPRITE_ID],
+        responses={200: SpriteSerializer, **errors(*AUTH, 404)},
+    ),
+)
+class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
+    """The caller's own sprites. Staff see only their own here too: the admin is their tool."""
+
+    serializer_class = SpriteSerializer
+    # Token first: an unauthenticated call then gets a 401 with `WWW-Authenticate: Token`
+    # (with the session first, DRF can only answer 403).
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    throttled_actions = frozenset({"provision", "start", "stop", "rotate_token", "approve_device", "dashboard_link"})
+
+    def get_queryset(self):
+        return UserSprite.objects.filter(user=self.request.user)
+
+    def get_throttles(self):
+        if self.action in self.throttled_actions:
+            return [SpriteActionThrottle()]
+        return super().get_throttles()
+
+    def get_object(self) -> UserSprite:
+        try:
+            public_id = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg]))
+        except ValueError:
+            raise exceptions.NotFound() from None
+        sprite = get_object_or_404(self.get_queryset(), public_id=public_id)
+        self.check_object_permissions(self.request, sprite)
+        return sprite
+
+    def _status(self, sprite: UserSprite, code: int = http.HTTP_200_OK) -> Response:
+        return Response(SpriteStatusSerializer(sprite).data, status=code)
+
+    @extend_schema(
+        summary="Provision your sprite",
+        description=(
+            "Idempotent. 201: claimed from the warm pool and online now. 202: the pool was empty; a new "
+            "sprite is being set up (poll the status). 200: you already have one (any status)."
+        ),
+        request=None,
+        responses={
+            200: OpenApiResponse(SpriteStatusSerializer, description="Your existing sprite."),
+            201: OpenApiResponse(SpriteStatusSerializer, description="Ready, from the warm pool."),
+            202: OpenApiResponse(SpriteStatusSerializer, description="Being set up (status `provisioning`)."),
+            **errors(*AUTH, 400, 429, 502, 503),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def provision(self, request):
+        _check_body(request)
+        sprite, outcome = services.provision_sprite(user=request.user)
+        return self._status(sprite, PROVISION_OUTCOMES[outcome])
+
+    @extend_schema(
+        summary="Status, runtime, cost and how to connect",
+        description=(
+            "Served from the database (no Sprites call) unless `refresh=1`. `gateway_token` is full admin "
+            "of your gateway: send it only in the WebSocket connect frame (params.auth.token)."
+        ),
+        parameters=[SPRITE_ID, StatusQuerySerializer],
+        responses={200: SpriteStatusSerializer, **errors(*AUTH, 400, 404, 502, 503)},
+    )
+    @action(detail=True, methods=["get"])
+    def status(self, request, id=None):
+        query = StatusQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sprite = self.get_object()
+        if query.validated_data["refresh"]:
+            sprite = services.refresh_status(sprite=sprite, actor=request.user)
+        return self._status(sprite)
+
+    @extend_schema(summary="Start the gateway (wakes the sprite)", request=None, parameters=[SPRITE_ID],
+                   responses={200: SpriteStatusSerializer, **ACTION_ERRORS})
+    @action(detail=True, methods=["post"])
+    def start(self, request, id=None):
+        _check_body(request)
+        return self._status(services.start_sprite(sprite=self.get_object(), actor=request.user))
+
+    @extend_schema(summary="Stop the gateway (the sprite sleeps)", request=None, parameters=[SPRITE_ID],
+                   responses={200: SpriteStatusSerializer, **ACTION_ERRORS})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, id=None):
+        _check_body(request)
+        return self._status(services.stop_sprite(sprite=self.get_object(), actor=request.user))
+
+    @extend_schema(summary="Rotate the gateway token", request=None, parameters=[SPRITE_ID],
+                   description="The old token stops working; the gateway restarts. Returns the new token.",
+                   responses={200: SpriteStatusSerializer, **ACTION_ERRORS})
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request, id=None):
+        _check_body(request)
+        return self._status(services.rotate_gateway_token(sprite=self.get_object(), actor=request.user))
+
+    @extend_schema(summary="Pending browser pairing requests", parameters=[SPRITE_ID],
+                   responses={200: PairingListSerializer, **errors(*AUTH, 404, 409, 502, 503)})
+    @action(detail=True, methods=["get"])
+    def devices(self, request, id=None):
+        return Response({"pending": services.list_pairing_requests(sprite=self.get_object())})
+
+    @extend_schema(
+        summary="Approve a browser pairing request",
+        request=None,
+        parameters=[SPRITE_ID, OpenApiParameter("request_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                                description="`requestId` from the devices list.")],
+        responses={200: PairingApprovedSerializer, **errors(*AUTH, 400, 404, 409, 429, 502, 503)},
+    )
+    @action(detail=True, methods=["post"], url_path=r"devices/(?P<request_id>[^/]+)/approve")
+    def approve_device(self, request, id=None, request_id=None):
+        _check_body(request)
+        sprite = self.get_object()
+        return Response(services.approve_pairing_request(sprite=sprite, request_id=request_id, actor=request.user))
+
+    @extend_schema(
+        summary="A single-use browser link to the Control UI",
+        description="Valid 10 minutes, once. The browser connects without the frontend holding the token.",
+        request=None, parameters=[SPRITE_ID],
+        responses={200: DashboardLinkSerializer, **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="dashboard-link")
+    def dashboard_link(self, request, id=None):
+        _check_body(request)
+        link = services.create_dashboard_link(sprite=self.get_object(), actor=request.user)
+        return Response(DashboardLinkSerializer(link).data)
+
+
+class ObtainTokenView(ObtainAuthToken):
+    """`POST /api/auth/token` with `username` and `password`: the caller's DRF token, for a
+    frontend on another origin (cross-origin calls use `Authorization: Token …`, no cookies).
+    Throttled per client IP (THROTTLE_AUTH) against password guessing."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="auth_token",
+        request=AuthTokenSerializer,
+        responses={
+            200: OpenApiResponse(
+                inline_serializer("AuthTokenResponse", {"token": serializers.CharField()}), description="The user's token."
+            ),
+            400: OpenApiResponse(description="Wrong credentials or missing fields (`code`: `invalid`)."),
+            429: OpenApiResponse(description="Too many attempts (`code`: `throttled`)."),
+        },
+        tags=["auth"],
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)

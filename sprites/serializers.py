@@ -1,0 +1,111 @@
+"""Read-only shapes of the API. No business logic: the figures are model properties."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from sprites.models import UserSprite
+
+
+def websocket_url(url: str) -> str:
+    """The gateway's WebSocket is at the root of the sprite URL: https → wss, http → ws."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+class SpriteSerializer(serializers.ModelSerializer):
+    """A sprite in a list or on its own (no token: that is only in the status)."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+
+    class Meta:
+        model = UserSprite
+        fields = [
+            "id", "sprite_name", "status", "vm_state", "gateway_url", "last_heartbeat", "last_error",
+            "created_at", "assigned_at",
+        ]
+        read_only_fields = fields
+
+
+class SpriteStatusSerializer(serializers.ModelSerializer):
+    """What a frontend polls: state, runtime, cost, and how to connect (owner only)."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    total_runtime_minutes = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    total_runtime_hours = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    cost_to_date_usd = serializers.DecimalField(
+        source="total_cost_usd", max_digits=14, decimal_places=8, read_only=True
+    )
+    projected_monthly_cost_usd = serializers.DecimalField(
+        source="projected_monthly_cost", max_digits=14, decimal_places=2, read_only=True
+    )
+    gateway_ws_url = serializers.SerializerMethodField(
+        help_text="wss:// URL of the gateway's WebSocket (send the token in connect params.auth.token)."
+    )
+    gateway_token = serializers.CharField(
+        read_only=True, help_text="Full admin of this user's gateway. Never put it in a URL."
+    )
+
+    class Meta:
+        model = UserSprite
+        fields = [
+            "id", "status", "vm_state", "vm_state_checked_at", "last_heartbeat",
+            "total_runtime_minutes", "total_runtime_hours", "cost_to_date_usd", "projected_monthly_cost_usd",
+            "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_gateway_ws_url(self, sprite: UserSprite) -> str:
+        return websocket_url(sprite.gateway_url)
+
+
+class StatusQuerySerializer(serializers.Serializer):
+    refresh = serializers.BooleanField(
+        required=False, default=False, help_text="Ask the Sprites API for the VM state first."
+    )
+
+
+class PairingRequestSerializer(serializers.Serializer):
+    """One pending device pairing request, as OpenClaw lists it."""
+
+    requestId = serializers.CharField()
+    deviceId = serializers.CharField(required=False)
+    displayName = serializers.CharField(required=False)
+    platform = serializers.CharField(required=False)
+    clientId = serializers.CharField(required=False)
+    clientMode = serializers.CharField(required=False)
+    role = serializers.CharField(required=False)
+    roles = serializers.ListField(child=serializers.CharField(), required=False)
+    scopes = serializers.ListField(child=serializers.CharField(), required=False)
+    remoteIp = serializers.CharField(required=False)
+    ts = serializers.IntegerField(required=False, help_text="When the browser asked, in ms since 1970.")
+
+
+class PairingListSerializer(serializers.Serializer):
+    pending = PairingRequestSerializer(many=True)
+
+
+class PairingApprovedSerializer(serializers.Serializer):
+    requestId = serializers.CharField()
+    deviceId = serializers.CharField()
+    displayName = serializers.CharField()
+
+
+class DashboardLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Single-use Control UI link; open it in the user's browser.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer."""
+
+    code = serializers.CharField(help_text="Stable machine-readable code.")
+    detail = serializers.CharField(help_text="Human message.")
+    errors = serializers.DictField(required=False, help_text="Per-field messages (code `invalid`).")
