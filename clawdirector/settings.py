@@ -122,6 +122,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "sprites.views.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "sprite_actions": env.str("THROTTLE_SPRITE_ACTIONS", default="30/minute"),
+        # Signing in for an API token (per client IP): slows password guessing.
+        "auth": env.str("THROTTLE_AUTH", default="10/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -151,6 +153,12 @@ SPRITES_MAX_RETRIES = env.int("SPRITES_MAX_RETRIES", default=3)
 SPRITES_BACKOFF_SECONDS = env.float("SPRITES_BACKOFF_SECONDS", default=0.5)
 SPRITES_POOL_CONNECTIONS = env.int("SPRITES_POOL_CONNECTIONS", default=128)
 
+# With an empty pool, set a user's new sprite up in a background thread (202) rather than
+# holding their request open for the whole set-up.
+SPRITES_PROVISION_IN_BACKGROUND = env.bool("SPRITES_PROVISION_IN_BACKGROUND", default=True)
+# A `provisioning` row untouched for this long is taken as abandoned (a crashed worker) and
+# resumed by fill_pool / the heartbeat.
+SPRITE_PROVISION_STUCK_SECONDS = env.int("SPRITE_PROVISION_STUCK_SECONDS", default=1800)
 SPRITE_NAME_PREFIX = env.str("SPRITE_NAME_PREFIX", default="claw-")
 SPRITE_POOL_SIZE = env.int("SPRITE_POOL_SIZE", default=2)
 SPRITE_NETWORK_ALLOW = env.list(

@@ -1,9 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from sprites.views import ObtainTokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    re_path(r"^api/auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
     path("api/sprites/", include("sprites.urls")),
     path("api/cron/", include("heartbeat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

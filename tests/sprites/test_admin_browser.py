@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.utils import timezone
 
 from sprites.metering import Usage, record_usage
@@ -45,6 +46,9 @@ def browser_page(monkeypatch):
             yield page
         finally:
             browser.close()
+            # While Playwright's loop runs, the ORM keeps its connections in that context, not
+            # the one pytest-django closes: close them here or the test database can't be dropped.
+            connections.close_all()
 
 
 def provision_on_emulator(user):
