@@ -11,6 +11,7 @@ import uuid
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -88,9 +89,10 @@ def exception_handler(exc, context):
     if response is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
         return _error("server_error", "Something went wrong on our side.", http.HTTP_500_INTERNAL_SERVER_ERROR)
-    if isinstance(exc, Http404):
-        code = "not_found"
-    elif isinstance(exc, DjangoPermissionDenied):
+    if isinstance(exc, Http404):  # one message: never say which model or id was looked up
+        response.data = {"code": "not_found", "detail": "Not found."}
+        return response
+    if isinstance(exc, DjangoPermissionDenied):
         code = "permission_denied"
     elif isinstance(exc, exceptions.ValidationError):
         response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
@@ -105,9 +107,22 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # nothing to protect, and a POST must get this JSON, not the HTML CSRF page
 def not_found(request, *args, **kwargs):
-    """Any other path under /api/sprites/: JSON, never Django's HTML 404 page."""
+    """Any other path under /api/: JSON, never Django's HTML 404 page."""
     return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: API clients get JSON; browsers elsewhere get Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "csrf_failed", "detail": "CSRF check failed: send the X-CSRFToken header, or use token auth."},
+            status=403,
+        )
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)
 
 
 # --- Schema helpers ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The DRF API, endpoint by endpoint: alice (owner) succeeds, bob gets 404, anonymous is
 refused, bad ids and bodies get 4xx JSON. Sprites is the emulator over HTTP."""
 
+import json
 import uuid
 
 import pytest
@@ -321,3 +322,20 @@ def test_it_answers_a_cors_preflight_from_an_allowed_origin(db, settings):
     other = APIClient().options("/api/sprites/provision", HTTP_ORIGIN="https://evil.example",
                                 HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
     assert "Access-Control-Allow-Origin" not in other
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "delete"])
+@pytest.mark.parametrize("path", ["/api/nope", "/api/sprites//stop", "/api/cron/nope/deeper"])
+def test_it_answers_unknown_api_paths_with_json_404(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "detail": "Not found."}
+
+
+def test_it_answers_a_csrf_failure_under_api_with_json(rf):
+    from sprites.views import csrf_failure
+
+    response = csrf_failure(rf.post("/api/anything"), reason="CSRF cookie not set.")
+    assert response.status_code == 403
+    assert json.loads(response.content)["code"] == "csrf_failed"
+    assert b"<html" in csrf_failure(rf.post("/admin/login/"), reason="x").content.lower()
