@@ -193,6 +193,14 @@ class SpriteFilter(admin.SimpleListFilter):
 # --- the sprites changelist ---------------------------------------------------------------
 
 
+def _against_budget(amount, title):
+    """A dollar figure, flagged when it is over SPRITE_MONTHLY_BUDGET_USD (if one is set)."""
+    budget = settings.SPRITE_MONTHLY_BUDGET_USD
+    if budget is not None and amount > budget:
+        return format_html('<span class="sprite-over" title="{}">{}</span>', title.format(usd(budget)), usd(amount))
+    return usd(amount)
+
+
 def _cell(obj, field: str, inner):
     """Wrap a live cell so live.js can find it again and swap its content."""
     return format_html('<span data-live-id="{}" data-live-field="{}">{}</span>', obj.pk, field, inner)
@@ -395,20 +403,14 @@ class UserSpriteAdmin(admin.ModelAdmin):
         return _cell(obj, "cost_total", self.cost_total_html(obj))
 
     def cost_month_html(self, obj):
-        budget = settings.SPRITE_MONTHLY_BUDGET_USD
-        if budget is not None and obj.cost_month_usd > budget:
-            return format_html('<span class="sprite-over" title="Over the {} budget">{}</span>', usd(budget), usd(obj.cost_month_usd))
-        return usd(obj.cost_month_usd)
+        return _against_budget(obj.cost_month_usd, "Over the {} budget")
 
     @admin.display(description="This month", ordering="cost_month_usd")
     def cost_month_display(self, obj):
         return _cell(obj, "cost_month", self.cost_month_html(obj))
 
     def projected_html(self, obj):
-        budget = settings.SPRITE_MONTHLY_BUDGET_USD
-        if budget is not None and obj.projected_monthly_usd > budget:
-            return format_html('<span class="sprite-over" title="Projected over the {} budget">{}</span>', usd(budget), usd(obj.projected_monthly_usd))
-        return usd(obj.projected_monthly_usd)
+        return _against_budget(obj.projected_monthly_usd, "Projected over the {} budget")
 
     @admin.display(description="Projected / month", ordering="projected_monthly_usd")
     def projected_display(self, obj):

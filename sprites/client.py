@@ -30,7 +30,9 @@ from requests.adapters import HTTPAdapter
 logger = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
-MAX_RETRY_AFTER = 60.0
+# A Retry-After longer than this is not slept through: the error goes up at once with its
+# retry_after, so a web request answers 503 + Retry-After instead of holding a worker.
+MAX_RETRY_WAIT = 10.0
 
 # --- Exceptions ---------------------------------------------------------------------------
 
@@ -295,7 +297,8 @@ class SpritesClient:
                 error = self._error_for(response, method, path)
                 cause = None
                 response.close()
-            if not (retry and not error.permanent and attempt < self.max_retries):
+            wait = getattr(error, "retry_after", None) or 0
+            if not (retry and not error.permanent and attempt < self.max_retries) or wait > MAX_RETRY_WAIT:
                 raise error from cause
             attempt += 1
             delay = self._delay(attempt, error)
@@ -308,7 +311,7 @@ class SpritesClient:
     def _delay(self, attempt: int, error: SpritesError) -> float:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+            return max(retry_after, 0.0)
         base = self.backoff * (2 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)  # jitter: overlapping sweeps don't stampede
 

@@ -526,6 +526,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     server = make_server(args.host, args.port, log_requests=args.log_requests, **options_from(vars(args)))
     print(describe(server), flush=True)
+    serve(server)
+
+
+def serve(server: "EmulatorServer") -> None:
+    """Serve until Ctrl-C, then release the port."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

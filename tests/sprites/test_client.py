@@ -375,3 +375,12 @@ def test_get_client_follows_settings(settings):
     assert first is sprites_client.get_client()
     settings.SPRITES_API_URL = "http://127.0.0.1:2"
     assert sprites_client.get_client().base_url == "http://127.0.0.1:2"
+
+
+@responses.activate
+def test_it_does_not_sleep_through_a_long_retry_after(api, sleeps):
+    responses.get(f"{API}/sprites/claw-abc", json={"error": "rate_limited"}, status=429, headers={"Retry-After": "30"})
+    with pytest.raises(SpritesRateLimited) as excinfo:
+        api.get_sprite("claw-abc")
+    assert excinfo.value.retry_after == 30
+    assert len(responses.calls) == 1 and sleeps == []

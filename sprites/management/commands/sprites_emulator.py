@@ -5,7 +5,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sprites.emulator.server import add_arguments, describe, make_server, options_from
+from sprites.emulator.server import add_arguments, describe, make_server, options_from, serve
 
 
 class Command(BaseCommand):
@@ -44,9 +44,4 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(describe(server))
         self.stdout.flush()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        serve(server)
