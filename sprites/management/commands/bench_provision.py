@@ -1,5 +1,6 @@
 """Benchmark: provisioning a user from the warm pool, against the emulator with a set latency."""
 
+import logging
 import statistics
 import time
 import uuid
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         from sprites import services
         from sprites.emulator.testing import start_emulator
 
+        logging.getLogger("sprites.services").setLevel(logging.WARNING)  # one line per set-up is noise here
         tag = uuid.uuid4().hex[:6]
         User = get_user_model()
         with start_emulator(latency_ms=latency_ms, setup_seconds=0, idle_seconds=30) as emulator, override_settings(
