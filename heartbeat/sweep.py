@@ -52,6 +52,7 @@ from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from heartbeat.models import HeartbeatRun, HeartbeatWake
+from sprites import services
 from sprites.client import SpritesError, get_client
 from sprites.metering import (
     Usage,
@@ -516,6 +517,8 @@ def run_sweep(
                 say(f"{name}: would wake")
             run.due = len(due)
         else:
+            if ids is None:
+                _sync_vm_states(run)
             _wake_all(run, config=config, window=window, force=force, ids=ids, trigger=trigger, say=say)
             if ids is None:
                 _side_jobs(run)
@@ -606,9 +609,19 @@ def _summarize(errors: list[str], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
+def _sync_vm_states(run: HeartbeatRun) -> None:
+    """Before waking anyone: every sprite's VM state from the list API, so the console shows
+    what the users' own activity keeps awake. Never fails the sweep."""
+    try:
+        run.notes = f"vm states: {services.sync_vm_states()} synced"
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("Heartbeat could not sync VM states")
+        run.notes = f"vm state sync failed: {clean_text(str(exc) or type(exc).__name__, ERROR_CHARS)}"
+
+
 def _side_jobs(run: HeartbeatRun) -> None:
-    """Storage accrual, pruning old wake records, then the provisioning hooks (resume stuck
-    set-ups, top the warm pool up). None of them fails the sweep."""
+    """Storage accrual, pruning old wake records, then the warm pool top-up (which resumes
+    stuck set-ups first). None of them fails the sweep."""
     notes = []
     try:
         storage = accrue_storage()
@@ -626,30 +639,9 @@ def _side_jobs(run: HeartbeatRun) -> None:
         logger.exception("Heartbeat could not prune old wake records")
         notes.append(f"pruning wake records failed: {type(exc).__name__}")
     try:
-        from sprites import services
-    except ImportError:
-        services = None
-    for name in ("resume_stuck_provisioning", "fill_pool"):
-        hook = getattr(services, name, None)
-        if hook is None:
-            notes.append(f"{name}: skipped (sprites.services.{name} not available)")
-            logger.info("Heartbeat: sprites.services.%s not available; skipped", name)
-            continue
-        try:
-            outcome = hook()
-            notes.append(f"{name}: {_describe(outcome)}")
-        except Exception as exc:  # noqa: BLE001 - a pool failure must never fail the heartbeat
-            logger.exception("Heartbeat hook %s failed", name)
-            notes.append(f"{name} failed: {clean_text(str(exc) or type(exc).__name__, ERROR_CHARS)}")
-    run.notes = "\n".join(notes)
-
-
-def _describe(outcome) -> str:
-    if outcome is None:
-        return "done"
-    if isinstance(outcome, (int, str)):
-        return str(outcome)[:200]
-    try:
-        return f"{len(outcome)} sprite(s)"
-    except TypeError:
-        return "done"
+        # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
+        notes.append(f"fill_pool: {services.fill_pool()} sprite(s) set up")
+    except Exception as exc:  # noqa: BLE001 - a pool failure must never fail the heartbeat
+        logger.exception("Heartbeat could not top the warm pool up")
+        notes.append(f"fill_pool failed: {clean_text(str(exc) or type(exc).__name__, ERROR_CHARS)}")
+    run.notes = "\n".join(filter(None, [run.notes, *notes]))

@@ -150,6 +150,30 @@ def status_for_vm_state(status: str, vm_state: str) -> str:
     return status
 
 
+def sync_vm_states() -> int:
+    """Read every ClawDirector sprite's VM state through the list API (50 per call, so a
+    10,000-sprite fleet costs 200 calls) and store it, moving `online`/`sleeping` with it.
+    The heartbeat runs this before each sweep, so the console shows what users' own activity
+    keeps awake. Sprites missing from the list are left for a per-sprite refresh. Returns the
+    number of rows updated."""
+    states: dict[str, list[str]] = {}
+    for info in get_client().list_sprites(prefix=settings.SPRITE_NAME_PREFIX):
+        vm_state = info.status if info.status in UserSprite.VMState.values else UserSprite.VMState.UNKNOWN
+        states.setdefault(vm_state, []).append(info.name)
+    now, updated = timezone.now(), 0
+    live = UserSprite.objects.exclude(status=Status.DESTROYED)
+    for vm_state, names in states.items():
+        follows = status_for_vm_state(Status.ONLINE, vm_state) if vm_state else None  # online/sleeping
+        for i in range(0, len(names), 1000):
+            rows = live.filter(sprite_name__in=names[i:i + 1000])
+            updated += rows.update(vm_state=vm_state, vm_state_checked_at=now)
+            if follows:
+                rows.filter(status__in=[Status.ONLINE, Status.SLEEPING]).exclude(status=follows).update(
+                    status=follows, updated_at=now
+                )
+    return updated
+
+
 def new_gateway_token() -> str:
     """384 bits from `secrets`, URL-safe."""
     return secrets.token_urlsafe(48)

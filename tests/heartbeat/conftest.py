@@ -31,6 +31,8 @@ def agent_json(cost=0.0042) -> bytes:
 @pytest.fixture
 def mocked():
     with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        # The VM-state sync that opens every full sweep: an empty fleet unless a test says otherwise.
+        rsps.get(f"{API}/sprites", json={"sprites": [], "has_more": False, "next_continuation_token": None})
         yield rsps
 
 

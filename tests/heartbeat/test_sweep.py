@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+import responses as responses_lib
 import time_machine
 from django.utils import timezone
 
@@ -13,7 +14,7 @@ from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import parse_llm_cost, run_sweep
 from sprites.models import UsageRecord, UserSprite
 
-from .conftest import answer_exec, exec_body, make_sprite
+from .conftest import API, answer_exec, exec_body, make_sprite
 
 pytestmark = pytest.mark.django_db
 NOW = "2026-03-02 10:05:00+00:00"  # the 10:00–10:15 window
@@ -57,9 +58,10 @@ def test_it_sends_the_configured_command_as_argv(mocked, settings):
 
     run_sweep()
 
-    query = parse_qs(urlparse(mocked.calls[0].request.url).query)
+    [exec_call] = [c for c in mocked.calls if "/exec" in c.request.url]
+    query = parse_qs(urlparse(exec_call.request.url).query)
     assert query["cmd"] == ["bash", "-c", "timeout 90 openclaw agent --agent 'ops desk' --json"]
-    assert mocked.calls[0].request.headers["Authorization"] == "Bearer test-token"
+    assert exec_call.request.headers["Authorization"] == "Bearer test-token"
 
 
 def test_it_records_one_failure_and_goes_on(mocked):
@@ -211,7 +213,6 @@ def test_it_survives_a_failing_pool_hook(mocked, monkeypatch):
         raise RuntimeError("no capacity")
 
     monkeypatch.setattr(services, "fill_pool", fill_pool)
-    monkeypatch.delattr(services, "resume_stuck_provisioning")
     make_sprite("one")
     answer_exec(mocked)
 
@@ -219,7 +220,28 @@ def test_it_survives_a_failing_pool_hook(mocked, monkeypatch):
 
     assert (run.woke, run.failed) == (1, 0)
     assert "fill_pool failed: no capacity" in run.notes
-    assert "resume_stuck_provisioning: skipped" in run.notes
+
+
+def test_it_syncs_vm_states_before_waking_and_survives_a_failed_sync(mocked):
+    asleep, busy, stopped = make_sprite("asleep"), make_sprite("busy"), make_sprite("stopped")
+    UserSprite.objects.filter(pk=stopped.pk).update(status="stopped")
+    mocked.replace(responses_lib.GET, f"{API}/sprites", json={
+        "sprites": [{"name": "asleep", "status": "cold"}, {"name": "busy", "status": "running"},
+                    {"name": "stopped", "status": "warm"}],
+        "has_more": False,
+    })
+    answer_exec(mocked)
+    run = run_sweep()
+    assert "vm states: 3 synced" in run.notes
+    assert UserSprite.objects.get(pk=asleep.pk).status == "sleeping"
+    assert UserSprite.objects.get(pk=busy.pk).status == "online"
+    assert UserSprite.objects.get(pk=stopped.pk).status == "stopped"  # the user's intent stays
+
+    mocked.replace(responses_lib.GET, f"{API}/sprites", json={"error": "down"}, status=500)
+    UserSprite.objects.update(last_heartbeat=None)
+    run = run_sweep()
+    assert "vm state sync failed" in run.notes
+    assert run.woke == 2  # the sweep went on
 
 
 def test_it_tops_the_pool_up_after_the_sweep_but_not_for_one_sprite(mocked, monkeypatch):
