@@ -18,6 +18,14 @@ def check_production_secrets(app_configs=None, **kwargs):
         errors.append(
             Error("SECRET_KEY is not set.", hint="Set SECRET_KEY (50+ random characters).", id="clawdirector.E001")
         )
+    if not settings.ALLOWED_HOSTS:
+        errors.append(
+            Error(
+                "ALLOWED_HOSTS is empty: every request would be refused with 400.",
+                hint="Set ALLOWED_HOSTS to the host names this app answers to (comma-separated).",
+                id="clawdirector.E004",
+            )
+        )
     if not settings.SPRITES_API_TOKEN:
         errors.append(
             Error(

@@ -18,6 +18,7 @@ def test_it_accepts_debug_without_secrets(settings):
 
 def test_it_rejects_production_without_secrets(settings):
     settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["clawdirector.example.com"]
     settings.SECRET_KEY = settings.DEV_SECRET_KEY
     settings.SPRITES_API_TOKEN = ""
     settings.CRON_SECRET = ""
@@ -26,14 +27,25 @@ def test_it_rejects_production_without_secrets(settings):
 
 def test_it_accepts_production_with_secrets(settings):
     settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["clawdirector.example.com"]
     settings.SECRET_KEY = "x" * 60
     settings.SPRITES_API_TOKEN = "org/1/2/token"
     settings.CRON_SECRET = "c" * 40
     assert check_production_secrets() == []
 
 
+def test_it_rejects_production_without_allowed_hosts(settings):
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = []
+    settings.SECRET_KEY = "x" * 60
+    settings.SPRITES_API_TOKEN = "org/1/2/token"
+    settings.CRON_SECRET = "c" * 40
+    assert ids(check_production_secrets()) == ["clawdirector.E004"]
+
+
 def test_it_warns_about_a_short_cron_secret(settings):
     settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["clawdirector.example.com"]
     settings.SECRET_KEY = "x" * 60
     settings.SPRITES_API_TOKEN = "org/1/2/token"
     settings.CRON_SECRET = "short"
