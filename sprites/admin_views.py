@@ -5,12 +5,17 @@ staff checks come from `admin_site.admin_view`).
 - `<id>/reveal-token/`: shows one gateway token to a superuser, by POST only, and logs it.
 """
 
+import re
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 MAX_LIVE_IDS = 500
+# ASCII digits only (str.isdigit() takes "²", which int() refuses) and at most 18 of them, so
+# the value fits the bigint primary key instead of overflowing in the database.
+LIVE_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _error(code: str, detail: str, status: int) -> JsonResponse:
@@ -24,7 +29,7 @@ def live(model_admin):
         if not model_admin.has_view_permission(request):
             return _error("forbidden", "You may not view sprites.", 403)
         raw = [part for part in request.GET.get("ids", "").split(",") if part]
-        if not all(part.isdigit() for part in raw):
+        if not all(LIVE_ID.fullmatch(part) for part in raw):
             return _error("bad_ids", "ids must be comma-separated sprite ids.", 400)
         if len(raw) > MAX_LIVE_IDS:
             return _error("too_many_ids", f"At most {MAX_LIVE_IDS} ids per request.", 400)

@@ -10,6 +10,7 @@ import math
 import uuid
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -84,6 +85,12 @@ def exception_handler(exc, context):
         status = {"invalid_request_id": http.HTTP_400_BAD_REQUEST,
                   "permission_denied": http.HTTP_403_FORBIDDEN}.get(exc.code, http.HTTP_409_CONFLICT)
         return _error(exc.code, str(exc), status)
+    # Django's request limits (DATA_UPLOAD_MAX_*) raise these while DRF parses the query or
+    # body; outside DRF Django answers 400 itself, here they would be a 500.
+    if isinstance(exc, RequestDataTooBig):
+        return _error("request_too_large", "The request body is too large.", http.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        return _error("parse_error", "Malformed request: too many fields or files.", http.HTTP_400_BAD_REQUEST)
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -133,6 +140,7 @@ ERRORS = {
     403: "Session without a valid CSRF token (`csrf_failed`).",
     404: "No such sprite among yours, or a malformed id (`not_found`).",
     409: "The sprite is not in a state that allows this (`invalid_state`).",
+    413: "The request body is too large (`request_too_large`).",
     429: "Too many actions (`throttled`); see Retry-After.",
     502: "Sprites or the command in the sprite refused (`sprites_error`, `gateway_failed`, `command_failed`).",
     503: "The Sprites API is unavailable (`sprites_unavailable`); see Retry-After.",
@@ -145,13 +153,22 @@ def errors(*codes: int) -> dict:
 
 AUTH = (401, 403)
 SPRITE_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The sprite's public id.")
-ACTION_ERRORS = errors(*AUTH, 400, 404, 409, 429, 502, 503)
+ACTION_ERRORS = errors(*AUTH, 400, 404, 409, 413, 429, 502, 503)
+
+
+def _data(request):
+    """`request.data`, parsed now: broken JSON raises ParseError, and so does JSON nested
+    deeper than Python's recursion limit (the json module raises RecursionError for it)."""
+    try:
+        return request.data
+    except RecursionError:
+        raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
 
 
 def _check_body(request) -> None:
     """These actions take no input, but a malformed body is still the client's error (400),
     never silently ignored."""
-    data = request.data  # parses now: a broken JSON body raises ParseError
+    data = _data(request)
     if data and not hasattr(data, "keys"):
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object or an empty body."]})
 
@@ -208,7 +225,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
             200: OpenApiResponse(SpriteStatusSerializer, description="Your existing sprite."),
             201: OpenApiResponse(SpriteStatusSerializer, description="Ready, from the warm pool."),
             202: OpenApiResponse(SpriteStatusSerializer, description="Being set up (status `provisioning`)."),
-            **errors(*AUTH, 400, 429, 502, 503),
+            **errors(*AUTH, 400, 413, 429, 502, 503),
         },
     )
     @action(detail=False, methods=["post"])
@@ -267,8 +284,9 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
         summary="Approve a browser pairing request",
         request=None,
         parameters=[SPRITE_ID, OpenApiParameter("request_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                                pattern=services.SAFE_REQUEST_ID.pattern,
                                                 description="`requestId` from the devices list.")],
-        responses={200: PairingApprovedSerializer, **errors(*AUTH, 400, 404, 409, 429, 502, 503)},
+        responses={200: PairingApprovedSerializer, **errors(*AUTH, 400, 404, 409, 413, 429, 502, 503)},
     )
     @action(detail=True, methods=["post"], url_path=r"devices/(?P<request_id>[^/]+)/approve")
     def approve_device(self, request, id=None, request_id=None):
@@ -306,9 +324,11 @@ class ObtainTokenView(ObtainAuthToken):
                 inline_serializer("AuthTokenResponse", {"token": serializers.CharField()}), description="The user's token."
             ),
             400: OpenApiResponse(description="Wrong credentials or missing fields (`code`: `invalid`)."),
+            413: OpenApiResponse(description="The request body is too large (`code`: `request_too_large`)."),
             429: OpenApiResponse(description="Too many attempts (`code`: `throttled`)."),
         },
         tags=["auth"],
     )
     def post(self, request, *args, **kwargs):
+        _data(request)  # a too-deeply nested body is a 400 here too
         return super().post(request, *args, **kwargs)

@@ -340,7 +340,17 @@ def test_it_runs_a_constant_number_of_queries_for_the_live_feed(admin_client, al
     assert len(few) == len(many)
 
 
-@pytest.mark.parametrize("ids, code", [("1,x", "bad_ids"), (",".join(["1"] * 501), "too_many_ids")])
+@pytest.mark.parametrize(
+    "ids, code",
+    [
+        ("1,x", "bad_ids"),
+        ("1,\u00b2", "bad_ids"),  # isdigit() but not int()
+        ("\uff11", "bad_ids"),  # a full-width 1: int() takes it, an id it is not
+        ("9223372036854775808", "bad_ids"),  # past bigint
+        ("9" * 5000, "bad_ids"),  # past int()'s digit limit
+        (",".join(["1"] * 501), "too_many_ids"),
+    ],
+)
 def test_it_rejects_bad_live_ids_with_a_json_error(admin_client, ids, code):
     response = admin_client.get(LIVE, {"ids": ids})
 

@@ -249,6 +249,30 @@ def test_it_rejects_a_malformed_action_body(sprite, as_alice, action):
                  "parse_error")
 
 
+@pytest.mark.parametrize("action", SPRITE_ACTIONS)
+def test_it_rejects_json_nested_past_the_recursion_limit(sprite, as_alice, action):
+    assert_error(as_alice.post(url(sprite, action), data="[" * 100_000, content_type="application/json"), 400,
+                 "parse_error")
+
+
+def test_it_answers_413_json_to_a_body_over_the_upload_limit(sprite, as_alice, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = json.dumps({"x": "a" * 2000})
+    assert_error(as_alice.post("/api/sprites/provision", data=big, content_type="application/json"), 413,
+                 "request_too_large")
+    assert_error(as_alice.post(url(sprite, "start"), data=big, content_type="application/json"), 413,
+                 "request_too_large")
+
+
+def test_it_answers_400_json_to_too_many_query_or_form_fields(sprite, as_alice, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    fields = "&".join(f"f{i}=1" for i in range(20))
+    assert_error(as_alice.get(url(sprite, "status") + "?" + fields), 400, "parse_error")
+    assert_error(as_alice.post(url(sprite, "stop"), data=fields, content_type="application/x-www-form-urlencoded"),
+                 400, "parse_error")
+    assert UserSprite.objects.get(pk=sprite.pk).status == "online"  # refused before acting
+
+
 @pytest.mark.parametrize("action", ["start", "stop", "rotate-token"])
 def test_it_answers_409_for_a_destroyed_sprite(sprite, as_alice, staff, action):
     services.destroy_sprite(sprite=sprite, actor=staff)

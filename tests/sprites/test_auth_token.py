@@ -33,6 +33,12 @@ def test_it_refuses_a_malformed_body_with_json(db):
     assert "code" in response.json()
 
 
+def test_it_refuses_json_nested_past_the_recursion_limit_with_json(db):
+    response = APIClient().post("/api/auth/token", "[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
 def test_it_throttles_password_guessing(alice, settings):
     rates = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], auth="3/minute")
     settings.REST_FRAMEWORK = dict(settings.REST_FRAMEWORK, DEFAULT_THROTTLE_RATES=rates)

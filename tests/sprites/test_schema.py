@@ -6,9 +6,11 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-ACTION_CODES = {"200", "400", "401", "403", "404", "409", "429", "502", "503"}
+from sprites import services
+
+ACTION_CODES = {"200", "400", "401", "403", "404", "409", "413", "429", "502", "503"}
 EXPECTED = {
-    ("/api/sprites/provision", "post"): {"200", "201", "202", "400", "401", "403", "429", "502", "503"},
+    ("/api/sprites/provision", "post"): {"200", "201", "202", "400", "401", "403", "413", "429", "502", "503"},
     ("/api/sprites/", "get"): {"200", "401", "403"},
     ("/api/sprites/{id}", "get"): {"200", "401", "403", "404"},
     ("/api/sprites/{id}/status", "get"): {"200", "400", "401", "403", "404", "502", "503"},
@@ -50,6 +52,13 @@ def test_it_types_the_sprite_id_as_a_uuid(schema):
     params = schema["paths"]["/api/sprites/{id}/status"]["get"]["parameters"]
     (sprite_id,) = [p for p in params if p["name"] == "id"]
     assert sprite_id["schema"]["format"] == "uuid"
+
+
+def test_it_gives_the_pairing_request_id_its_pattern(schema):
+    # Without it a schema-driven client (or fuzzer) sends ids the view can only refuse.
+    params = schema["paths"]["/api/sprites/{id}/devices/{request_id}/approve"]["post"]["parameters"]
+    (request_id,) = [p for p in params if p["name"] == "request_id"]
+    assert request_id["schema"]["pattern"] == services.SAFE_REQUEST_ID.pattern
 
 
 def test_it_serves_the_docs_and_schema_without_a_cdn(client):
