@@ -633,7 +633,7 @@ def _side_jobs(run: HeartbeatRun) -> None:
         notes.append(f"storage accrual failed: {type(exc).__name__} (retried next sweep)")
     try:
         # Wake records are for debugging recent runs; the ledger keeps the money for good.
-        days = int(getattr(settings, "HEARTBEAT_WAKE_RETENTION_DAYS", 30))
+        days = settings.HEARTBEAT_WAKE_RETENTION_DAYS
         HeartbeatWake.objects.filter(started_at__lt=timezone.now() - timedelta(days=days)).delete()
     except Exception as exc:  # noqa: BLE001
         logger.exception("Heartbeat could not prune old wake records")

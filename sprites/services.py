@@ -407,7 +407,7 @@ def _in_background(sprite_pk: int) -> None:
     """Run `run_provisioning` in a daemon thread after the current transaction commits (there
     is no task queue in the stack). The thread has its own DB connection, closed at the end.
     SPRITES_PROVISION_IN_BACKGROUND=False runs it inline (tests)."""
-    if not getattr(settings, "SPRITES_PROVISION_IN_BACKGROUND", True):
+    if not settings.SPRITES_PROVISION_IN_BACKGROUND:
         run_provisioning(sprite_pk=sprite_pk)
         return
 
@@ -430,7 +430,7 @@ def resume_stuck_provisioning(*, older_than_seconds: int | None = None) -> int:
     UPDATE of `updated_at`, so overlapping callers (heartbeats on several hosts) never resume
     the same row twice. Runs the set-ups inline; returns how many were resumed."""
     if older_than_seconds is None:
-        older_than_seconds = getattr(settings, "SPRITE_PROVISION_STUCK_SECONDS", 1800)
+        older_than_seconds = settings.SPRITE_PROVISION_STUCK_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stuck = list(
         UserSprite.objects.filter(status=Status.PROVISIONING, updated_at__lt=cutoff).values_list("pk", "updated_at")
