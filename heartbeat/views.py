@@ -16,12 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from heartbeat.sweep import run_sweep
+from sprites.views import json_error
 
 logger = logging.getLogger(__name__)
-
-
-def _error(status: int, code: str, detail: str) -> JsonResponse:
-    return JsonResponse({"code": code, "detail": detail}, status=status)
 
 
 def _authorized(request, secret: str) -> bool:
@@ -36,22 +33,22 @@ def _authorized(request, secret: str) -> bool:
 @never_cache
 def cron_heartbeat(request):
     if request.method != "GET":
-        response = _error(405, "method_not_allowed", "Use GET.")
+        response = json_error("method_not_allowed", "Use GET.", 405)
         response["Allow"] = "GET"
         return response
-    secret = getattr(settings, "CRON_SECRET", "") or ""
+    secret = settings.CRON_SECRET
     if not secret:
-        return _error(503, "cron_secret_unset", "CRON_SECRET is not configured on this server.")
+        return json_error("cron_secret_unset", "CRON_SECRET is not configured on this server.", 503)
     if not _authorized(request, secret):
         logger.warning("Cron heartbeat refused: missing or wrong bearer token")
-        response = _error(401, "unauthorized", "Send 'Authorization: Bearer <CRON_SECRET>'.")
+        response = json_error("unauthorized", "Send 'Authorization: Bearer <CRON_SECRET>'.", 401)
         response["WWW-Authenticate"] = 'Bearer realm="cron"'
         return response
     try:
         run = run_sweep(trigger="endpoint")
     except ImproperlyConfigured as exc:
-        return _error(503, "misconfigured", str(exc))
+        return json_error("misconfigured", str(exc), 503)
     except Exception:  # noqa: BLE001 - the scheduler gets JSON, the log gets the traceback
         logger.exception("Cron heartbeat sweep failed")
-        return _error(500, "sweep_failed", "The heartbeat sweep failed; see the server log.")
+        return json_error("sweep_failed", "The heartbeat sweep failed; see the server log.", 500)
     return JsonResponse(run.as_dict())

@@ -12,14 +12,12 @@ from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from sprites.views import json_error
+
 MAX_LIVE_IDS = 500
 # ASCII digits only (str.isdigit() takes "²", which int() refuses) and at most 18 of them, so
 # the value fits the bigint primary key instead of overflowing in the database.
 LIVE_ID = re.compile(r"[0-9]{1,18}")
-
-
-def _error(code: str, detail: str, status: int) -> JsonResponse:
-    return JsonResponse({"code": code, "detail": detail}, status=status)
 
 
 def live(model_admin):
@@ -27,12 +25,12 @@ def live(model_admin):
         if request.method != "GET":
             return HttpResponseNotAllowed(["GET"])
         if not model_admin.has_view_permission(request):
-            return _error("forbidden", "You may not view sprites.", 403)
+            return json_error("forbidden", "You may not view sprites.", 403)
         raw = [part for part in request.GET.get("ids", "").split(",") if part]
         if not all(LIVE_ID.fullmatch(part) for part in raw):
-            return _error("bad_ids", "ids must be comma-separated sprite ids.", 400)
+            return json_error("bad_ids", "ids must be comma-separated sprite ids.", 400)
         if len(raw) > MAX_LIVE_IDS:
-            return _error("too_many_ids", f"At most {MAX_LIVE_IDS} ids per request.", 400)
+            return json_error("too_many_ids", f"At most {MAX_LIVE_IDS} ids per request.", 400)
         rows = model_admin.get_queryset(request).filter(pk__in=[int(part) for part in raw]) if raw else []
         context = model_admin.console_context(request)
         fleet = context["fleet"]

@@ -25,6 +25,7 @@ from rest_framework import exceptions, serializers, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.renderers import JSONRenderer
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework import status as http
@@ -114,19 +115,21 @@ def exception_handler(exc, context):
     return response
 
 
+def json_error(code: str, detail: str, status: int) -> JsonResponse:
+    """The `{"code", "detail"}` error body, for the plain Django views outside DRF."""
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
 @csrf_exempt  # nothing to protect, and a POST must get this JSON, not the HTML CSRF page
 def not_found(request, *args, **kwargs):
     """Any other path under /api/: JSON, never Django's HTML 404 page."""
-    return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return json_error("not_found", "Not found.", 404)
 
 
 def csrf_failure(request, reason=""):
     """CSRF_FAILURE_VIEW: API clients get JSON; browsers elsewhere get Django's page."""
     if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"code": "csrf_failed", "detail": "CSRF check failed: send the X-CSRFToken header, or use token auth."},
-            status=403,
-        )
+        return json_error("csrf_failed", "CSRF check failed: send the X-CSRFToken header, or use token auth.", 403)
     from django.views.csrf import csrf_failure as django_csrf_failure
 
     return django_csrf_failure(request, reason=reason)
@@ -156,19 +159,10 @@ SPRITE_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, des
 ACTION_ERRORS = errors(*AUTH, 400, 404, 409, 413, 429, 502, 503)
 
 
-def _data(request):
-    """`request.data`, parsed now: broken JSON raises ParseError, and so does JSON nested
-    deeper than Python's recursion limit (the json module raises RecursionError for it)."""
-    try:
-        return request.data
-    except RecursionError:
-        raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
-
-
 def _check_body(request) -> None:
     """These actions take no input, but a malformed body is still the client's error (400),
     never silently ignored."""
-    data = _data(request)
+    data = request.data  # parses now: broken (or absurdly nested) JSON raises ParseError
     if data and not hasattr(data, "keys"):
         raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object or an empty body."]})
 
@@ -315,6 +309,7 @@ class ObtainTokenView(ObtainAuthToken):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
     renderer_classes = [JSONRenderer]
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # ObtainAuthToken pins DRF's own
 
     @extend_schema(
         operation_id="auth_token",
@@ -330,5 +325,4 @@ class ObtainTokenView(ObtainAuthToken):
         tags=["auth"],
     )
     def post(self, request, *args, **kwargs):
-        _data(request)  # a too-deeply nested body is a 400 here too
         return super().post(request, *args, **kwargs)
