@@ -1,7 +1,7 @@
-"""The exec simulator: plays the part of the few commands ClawDirector runs in a sprite.
+"""The OpenClaw guest: plays the part of the few commands ClawDirector runs in a sprite.
 
 Nothing runs on the host. The command text is recognised (the OpenClaw CLI calls of
-../../../shared/openclaw.md, the set-up script, health checks, a few shell builtins) and
+../../shared/openclaw.md, the set-up script, health checks, a few shell builtins) and
 answered with the output, exit code and duration the real thing would have; anything else
 is "exit 0, no output".
 """
@@ -17,16 +17,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Callable
 
-from .state import ClientGone, _Exit, _duration_seconds
+from .errors import ClientGone, CommandExit
+from .formats import duration_seconds
 
 if TYPE_CHECKING:
-    from .state import EmulatorState, ExecSession, Sprite
+    from .models import ExecSession, Sprite
+    from .state import EmulatorState
 
 OPENCLAW_VERSION = "2026.9.0"
 MAX_EXEC_SLEEP = 600.0  # no simulated command ever holds a thread longer than this
 DEFAULT_HEARTBEAT_COST_USD = 0.0012
-
-# --- The exec simulator ------------------------------------------------------------------
 
 HEARTBEAT_RE = re.compile(r"\bopenclaw\s+agent(?:\s|$)")
 SETUP_RE = re.compile(r"clawdirector-setup|install\.sh|\bopenclaw\s+onboard\b")
@@ -91,13 +91,13 @@ class Simulator:
             if remaining <= 0:
                 break
             if session.cancelled.wait(min(remaining, 0.1)):
-                raise _Exit(session.kill_code)
+                raise CommandExit(session.kill_code)
             if not session.connected():
                 raise ClientGone()
         if session.cancelled.is_set():
-            raise _Exit(session.kill_code)
+            raise CommandExit(session.kill_code)
         if timed_out:
-            raise _Exit(124)
+            raise CommandExit(124)
 
     def _behavior(self) -> dict:
         with self.state.lock:
@@ -152,63 +152,48 @@ class Simulator:
         return 0
 
     def devices(self, action: str, rest: str, as_json: bool) -> int:
+        """`openclaw devices list|approve|reject`, on the sprite's pairing store."""
         args = _words_until_operator(rest)
-        positional, skip = [], False
-        for word in args:
-            if skip:
-                skip = False
-            elif word in ("--url", "--token", "--password", "--timeout", "--name"):
-                skip = True
-            elif not word.startswith("-"):
-                positional.append(word)
-        with self.state.lock:
-            sprite = self.sprite
-            if action == "list":
-                listing = {"pending": [dict(p) for p in sprite.pending.values()],
-                           "paired": [dict(d) for d in sprite.paired.values()]}
-                result = None
-            elif action == "reject":
-                request = sprite.pending.pop(positional[0], None) if positional else None
-                result = ("rejected", request)
-            else:
-                request_id = positional[0] if positional and "--latest" not in args else None
-                if request_id is None and sprite.pending:
-                    request_id = max(sprite.pending.values(), key=lambda r: r["ts"])["requestId"]
-                if request_id is None:
-                    result = ("none", None)
-                else:
-                    request = sprite.pending.pop(request_id, None)
-                    device = None
-                    if request is not None:
-                        now_ms = int(self.state.wall(self.state.now()) * 1000)
-                        device = {
-                            key: request[key] for key in (
-                                "deviceId", "publicKey", "displayName", "platform", "clientId",
-                                "clientMode", "role", "roles", "scopes", "remoteIp")
-                        }
-                        device.update(tokens=[{"role": request["role"], "scopes": request["scopes"],
-                                               "createdAtMs": now_ms}],
-                                      createdAtMs=request["ts"], approvedAtMs=now_ms)
-                        sprite.paired[device["deviceId"]] = device
-                    result = ("approved", (request_id, device))
+        positional = _positional(args)
         if action == "list":
-            if as_json:
-                self.out(json.dumps(listing, indent=2) + "\n")
-            else:
-                self.out(f"Pending ({len(listing['pending'])})\nPaired ({len(listing['paired'])})\n")
-            return 0
-        kind, value = result
-        if kind == "rejected":
-            if value is None:
-                self.err("unknown requestId\n")
-                return 1
-            self.out(json.dumps({"requestId": value["requestId"], "deviceId": value["deviceId"]}, indent=2)
-                     + "\n" if as_json else f"Rejected {value['deviceId']}\n")
-            return 0
-        if kind == "none":
+            return self._devices_list(as_json)
+        if action == "reject":
+            return self._devices_reject(positional[0] if positional else None, as_json)
+        return self._devices_approve(positional[0] if positional and "--latest" not in args else None, as_json)
+
+    def _devices_list(self, as_json: bool) -> int:
+        with self.state.lock:
+            listing = {"pending": [dict(p) for p in self.sprite.pending.values()],
+                       "paired": [dict(d) for d in self.sprite.paired.values()]}
+        if as_json:
+            self.out(json.dumps(listing, indent=2) + "\n")
+        else:
+            self.out(f"Pending ({len(listing['pending'])})\nPaired ({len(listing['paired'])})\n")
+        return 0
+
+    def _devices_reject(self, request_id: str | None, as_json: bool) -> int:
+        with self.state.lock:
+            request = self.sprite.pending.pop(request_id, None) if request_id is not None else None
+        if request is None:
+            self.err("unknown requestId\n")
+            return 1
+        self.out(json.dumps({"requestId": request["requestId"], "deviceId": request["deviceId"]}, indent=2)
+                 + "\n" if as_json else f"Rejected {request['deviceId']}\n")
+        return 0
+
+    def _devices_approve(self, request_id: str | None, as_json: bool) -> int:
+        """Approve that request, or the newest pending one when no id is given."""
+        device = None
+        with self.state.lock:
+            pending = self.sprite.pending
+            if request_id is None and pending:
+                request_id = max(pending.values(), key=lambda r: r["ts"])["requestId"]
+            request = pending.pop(request_id, None) if request_id is not None else None
+            if request is not None:
+                device = self._pair(request)
+        if request_id is None:
             self.err("No pending device pairing requests to approve\n")
             return 1
-        request_id, device = value
         if device is None:  # the words of OpenClaw's own CLI (src/cli/devices-cli.ts)
             self.err("unknown requestId\n")
             return 1
@@ -217,6 +202,20 @@ class Simulator:
         else:
             self.out(f"Approved {device['displayName']} ({device['deviceId']}) ({request_id})\n")
         return 0
+
+    def _pair(self, request: dict) -> dict:
+        """Under the lock: the PairedDevice an approved request becomes, now in the store."""
+        now_ms = int(self.state.wall(self.state.now()) * 1000)
+        device = {
+            key: request[key] for key in (
+                "deviceId", "publicKey", "displayName", "platform", "clientId",
+                "clientMode", "role", "roles", "scopes", "remoteIp")
+        }
+        device.update(tokens=[{"role": request["role"], "scopes": request["scopes"],
+                               "createdAtMs": now_ms}],
+                      createdAtMs=request["ts"], approvedAtMs=now_ms)
+        self.sprite.paired[device["deviceId"]] = device
+        return device
 
     def dashboard(self) -> int:
         """A single-use Control UI link; the token rides in the URL fragment, never a query."""
@@ -278,10 +277,10 @@ class Simulator:
             return 0
         name, args = posixpath.basename(argv[0]), argv[1:]
         if name == "exit":
-            raise _Exit(_int(args[0] if args else "0") & 0xFF)
+            raise CommandExit(_int(args[0] if args else "0") & 0xFF)
         if name == "sleep":
             try:
-                seconds = sum(MAX_EXEC_SLEEP if a == "infinity" else _duration_seconds(a) for a in args)
+                seconds = sum(MAX_EXEC_SLEEP if a == "infinity" else duration_seconds(a) for a in args)
             except ValueError:
                 self.err(f"sleep: invalid time interval '{' '.join(args)}'\n")
                 return 1
@@ -313,6 +312,19 @@ def _script_of(argv: list[str]) -> str:
             if arg.startswith("-") and not arg.startswith("--") and "c" in arg:
                 return argv[i + 1]
     return shlex.join(argv)
+
+
+def _positional(args: list[str]) -> list[str]:
+    """The words that are not options nor an option's value."""
+    positional, skip = [], False
+    for word in args:
+        if skip:
+            skip = False
+        elif word in ("--url", "--token", "--password", "--timeout", "--name"):
+            skip = True
+        elif not word.startswith("-"):
+            positional.append(word)
+    return positional
 
 
 def _words_until_operator(text: str) -> list[str]:

@@ -1,11 +1,15 @@
-"""`python manage.py sprites_emulator`: run the local Sprites API emulator in the foreground."""
+"""`python manage.py sprites_emulator`: run the local Sprites API emulator in the foreground.
+
+A development convenience over `python -m sprites_emulator` (same flags, plus `-v 2` for one
+log line per request and a warning when binding a non-loopback address). The emulator itself
+is a stdlib-only package outside the product and imports nothing from it."""
 
 import ipaddress
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sprites.emulator.server import add_arguments, describe, make_server, options_from, serve
+from sprites_emulator.server import add_arguments, describe, make_server, options_from, serve
 
 
 class Command(BaseCommand):

@@ -1,0 +1,238 @@
+"""The emulator's in-memory model of a Sprites organisation: `EmulatorState`.
+
+Shapes, status codes and texts follow ../../shared/sprites-api.md (the real API as read from
+the official SDKs, docs and recorded responses); where that document marks something
+UNCONFIRMED the choice made here is written down in docs/emulator.md.
+
+Three ideas carry the design:
+
+* **Status is computed, never scheduled.** A sprite stores only how many activities are in
+  progress and when the last one ended; `running`/`warm`/`cold` is derived from those
+  timestamps on read. Ten thousand idle sprites cost no timers and no threads.
+* **The meter is the union of running periods.** A period opens when activity starts on a
+  sprite that is not running and closes `idle_seconds` after the last activity ended, unless
+  new activity arrives first (then the period simply continues). Overlapping activity can
+  therefore never be counted twice.
+* **Nothing runs on the host.** Exec is simulated (openclaw_guest.py) by recognising the
+  command text; it knows the handful of OpenClaw commands ClawDirector uses and a few shell
+  builtins, and answers "exit 0, no output" for everything else.
+
+One lock guards all state. It is never held while sleeping: sleeps happen in the request
+thread with the lock released, so slow execs and injected latency never block other clients.
+
+This module is the core (clocks, faults, counters, the activity state machine and the meter);
+each resource's endpoints are a mixin in its own module, composed into `EmulatorState` here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import threading
+import time
+from dataclasses import asdict, replace
+
+from .checkpoints import CheckpointsMixin
+from .control import ControlMixin
+from .errors import not_found
+from .exec import ExecMixin
+from .fs import FilesMixin
+from .models import Sprite
+from .options import Faults, Options
+from .policy import PolicyMixin
+from .services import ServicesMixin
+from .sprites import SpritesMixin
+
+SPRITE_VERSION = "v0.0.1-emulator"
+
+
+class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, FilesMixin, PolicyMixin,
+                    ControlMixin):
+    """Everything the emulator knows. Thread-safe; the server holds one per process."""
+
+    def __init__(self, options: Options | None = None, *, base_url: str = "http://127.0.0.1"):
+        self.options = options or Options()
+        self.base_url = base_url  # the server sets its real address after binding
+        self.lock = threading.Lock()
+        self._wall_offset = time.time() - time.monotonic()
+        self._rng = random.Random(self.options.seed)
+        self._ids = itertools.count(1000)
+        self.reset()
+
+    # -- clocks and helpers
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    def wall(self, monotonic: float) -> float:
+        return monotonic + self._wall_offset
+
+    def sprite_url(self, name: str) -> str:
+        return f"{self.base_url}/_sprite/{name}"
+
+    def _get(self, name: str) -> Sprite:
+        sprite = self.sprites.get(name)
+        if sprite is None:
+            raise not_found()
+        return sprite
+
+    # -- reset, faults, counters
+
+    def reset(self) -> None:
+        """Forget every sprite, meter reading and behaviour; faults back to start-up values."""
+        with self.lock:
+            for sprite in getattr(self, "sprites", {}).values():
+                self._cancel_sessions(sprite)
+            self.sprites: dict[str, Sprite] = {}
+            self._names: list[str] = []  # sorted, for prefix listing and pagination
+            self.retired: dict[str, float] = {}  # running seconds of deleted sprites, by name
+            self.behaviors: dict[str, dict] = {}
+            self.faults = replace(self.options.faults)
+            self.counters = {
+                "requests": 0, "dropped": 0, "rate_limited": 0, "failed": 0, "slowed": 0,
+                "execs": 0,
+            }
+
+    def get_faults(self) -> dict:
+        with self.lock:
+            return asdict(self.faults)
+
+    def set_faults(self, **changes) -> dict:
+        with self.lock:
+            self.faults = self.faults.updated(changes)
+            return asdict(self.faults)
+
+    def roll_faults(self) -> tuple[Faults, str | None, bool]:
+        """For one /v1 request: (faults in force, outcome, slowed). Outcome is None, "drop",
+        "rate_limit" or "fail"; the shares are carved out of one draw so they add up."""
+        with self.lock:
+            faults = replace(self.faults)
+            self.counters["requests"] += 1
+            draw = self._rng.random()
+            outcome = None
+            edge = faults.drop_rate
+            if draw < edge:
+                outcome = "drop"
+            elif draw < (edge := edge + faults.rate_limit_rate):
+                outcome = "rate_limit"
+            elif draw < edge + faults.fault_rate:
+                outcome = "fail"
+            slowed = outcome is None and faults.slow_ms > 0 and self._rng.random() < faults.slow_rate
+            key = {"drop": "dropped", "rate_limit": "rate_limited", "fail": "failed"}.get(outcome or "")
+            if key:
+                self.counters[key] += 1
+            if slowed:
+                self.counters["slowed"] += 1
+            return faults, outcome, slowed
+
+    def token_ok(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return False
+        if self.options.token is None:
+            return True
+        return secrets.compare_digest(token.encode(), self.options.token.encode())
+
+    # -- activity: the state machine and the meter
+
+    def _begin(self, sprite: Sprite, now: float) -> None:
+        if sprite.active == 0:
+            idle = self.options.idle_seconds
+            if sprite.run_start is None or now >= sprite.last_end + idle:
+                if sprite.run_start is not None:  # the previous period is over: bank it
+                    sprite.closed_seconds += sprite.last_end + idle - sprite.run_start
+                    sprite.previous_warming = sprite.last_end + idle
+                sprite.run_start = now
+                sprite.wakes += 1
+        sprite.active += 1
+
+    def _end(self, sprite: Sprite, now: float) -> None:
+        sprite.active = max(sprite.active - 1, 0)
+        if sprite.active == 0:
+            sprite.last_end = now if sprite.last_end is None else max(sprite.last_end, now)
+
+    def _touch(self, sprite: Sprite, now: float) -> None:
+        """An instant activity (a request to the URL, a service start): wakes the sprite and
+        leaves it running for the idle window."""
+        self._begin(sprite, now)
+        self._end(sprite, now)
+
+    def status(self, sprite: Sprite, now: float) -> str:
+        if sprite.active:
+            return "running"
+        if sprite.run_start is None:
+            return "cold"  # never woken: new sprites start cold
+        tail_end = sprite.last_end + self.options.idle_seconds
+        if now < tail_end:
+            return "running"
+        if now < tail_end + self.options.cold_seconds:
+            return "warm"
+        return "cold"
+
+    def _running_seconds(self, sprite: Sprite, now: float) -> tuple[float, float]:
+        """(up to now, once it sleeps): the second includes the committed idle tail."""
+        if sprite.run_start is None:
+            return sprite.closed_seconds, sprite.closed_seconds
+        idle = self.options.idle_seconds
+        if sprite.active:
+            current = now - sprite.run_start
+            return sprite.closed_seconds + current, sprite.closed_seconds + current + idle
+        tail_end = sprite.last_end + idle
+        return (sprite.closed_seconds + min(now, tail_end) - sprite.run_start,
+                sprite.closed_seconds + tail_end - sprite.run_start)
+
+    def meter(self) -> dict:
+        """The exact meter, served at GET /_emulator/meter."""
+        with self.lock:
+            now = self.now()
+            sprites: dict[str, dict] = {}
+            for name, seconds in self.retired.items():
+                sprites[name] = {"running_seconds": seconds, "running_seconds_final": seconds,
+                                 "status": "deleted"}
+            for name, sprite in self.sprites.items():
+                so_far, final = self._running_seconds(sprite, now)
+                before = self.retired.get(name, 0.0)  # an earlier sprite of the same name
+                sprites[name] = {"running_seconds": before + so_far,
+                                 "running_seconds_final": before + final,
+                                 "status": self.status(sprite, now), "wakes": sprite.wakes}
+        for entry in sprites.values():
+            entry["running_seconds"] = round(entry["running_seconds"], 6)
+            entry["running_seconds_final"] = round(entry["running_seconds_final"], 6)
+        return {
+            "sprites": sprites,
+            "total_running_seconds": round(sum(e["running_seconds"] for e in sprites.values()), 6),
+            "total_running_seconds_final": round(
+                sum(e["running_seconds_final"] for e in sprites.values()), 6),
+            "idle_seconds": self.options.idle_seconds,
+            "cold_seconds": self.options.cold_seconds,
+        }
+
+    def summary(self) -> dict:
+        """GET /_emulator/state: counts, faults, options, counters."""
+        with self.lock:
+            counts = self._counts(self.now())
+            return {
+                "sprites": len(self.sprites),
+                **counts,
+                "active_execs": sum(len(s.sessions) for s in self.sprites.values()),
+                "faults": asdict(self.faults),
+                "counters": dict(self.counters),
+                "options": {
+                    "idle_seconds": self.options.idle_seconds,
+                    "cold_seconds": self.options.cold_seconds,
+                    "exec_seconds": self.options.exec_seconds,
+                    "setup_seconds": self.options.setup_seconds,
+                    "token_required": self.options.token is not None,
+                    "organization": self.options.organization,
+                },
+                "sprite_version": SPRITE_VERSION,
+            }
+
+    def _counts(self, now: float) -> dict:
+        counts = {"running": 0, "warm": 0, "cold": 0}
+        for sprite in self.sprites.values():
+            counts[self.status(sprite, now)] += 1
+        return counts

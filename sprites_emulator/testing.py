@@ -1,0 +1,168 @@
+"""Start an emulator in a background thread, for tests and benchmarks.
+
+    with start_emulator(idle_seconds=1, exec_seconds=0.05) as emulator:
+        requests.get(f"{emulator.url}/v1/sprites", headers={"Authorization": "Bearer t"})
+        emulator.meter()["total_running_seconds_final"]
+        emulator.service_env("claw-abc", "openclaw-gateway")["OPENCLAW_GATEWAY_TOKEN"]
+
+The handle answers what a test needs to know about the inside of a sprite with small typed
+methods, each a copy read under the emulator's lock, so tests never hold its internal objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from .models import Sprite
+from .server import EmulatorServer, make_server
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A service as the sprite has it, env included (the API never returns env)."""
+
+    name: str
+    status: str  # "running", "stopped" or "failed"
+    http_port: int | None
+    env: dict[str, str]
+
+
+class EmulatorHandle:
+    """A running emulator: its base URL, its knobs, and read-only views of its sprites."""
+
+    def __init__(self, server: EmulatorServer, thread: threading.Thread):
+        self._server = server
+        self._state = server.state
+        self._thread = thread
+        self.url: str = server.url
+
+    def __repr__(self) -> str:
+        return f"<EmulatorHandle {self.url}>"
+
+    # -- knobs
+
+    def set_faults(self, **faults: Any) -> dict:
+        """Switch faults now (latency_ms, fault_rate, fault_status, rate_limit_rate,
+        retry_after, drop_rate, slow_rate, slow_ms); returns the faults in force."""
+        return self._state.set_faults(**faults)
+
+    def set_behavior(self, name: str, **behavior: Any) -> dict:
+        """Per-sprite overrides (heartbeat_exit_code, heartbeat_seconds, heartbeat_cost_usd,
+        hang, gateway_fails); name "*" sets them for every sprite; a None value clears one."""
+        return self._state.set_behavior(name, behavior)
+
+    def add_pairing_request(self, name: str, **fields: Any) -> dict:
+        """A browser asks this sprite's gateway to pair; returns the pending request."""
+        return self._state.add_pairing_request(name, fields)
+
+    def create_sprite(self, name: str) -> dict:
+        """Create a sprite directly (no HTTP, no faults, not counted); returns it as the API would."""
+        return self._state.create_sprite({"name": name})
+
+    def reset(self) -> None:
+        self._state.reset()
+
+    # -- readings
+
+    def meter(self) -> dict:
+        """The exact meter, as GET /_emulator/meter answers it."""
+        return self._state.meter()
+
+    def counters(self) -> dict[str, int]:
+        """How many /v1 requests and execs it has served, and faults it has injected: requests,
+        execs, dropped, rate_limited, failed, slowed."""
+        with self._state.lock:
+            return dict(self._state.counters)
+
+    def exists(self, name: str) -> bool:
+        with self._state.lock:
+            return name in self._state.sprites
+
+    def openclaw_installed(self, name: str) -> bool:
+        """Whether a set-up script has installed OpenClaw in it."""
+        return self._read(name, lambda sprite: sprite.openclaw_installed)
+
+    def checkpoint_ids(self, name: str) -> list[str]:
+        """Its checkpoints, oldest first: ["v0", "v1", ...]."""
+        return self._read(name, lambda sprite: [c.id for c in sprite.checkpoints])
+
+    def service(self, name: str, service: str) -> ServiceInfo | None:
+        """That service of the sprite, env included; None if it has no such service."""
+        def read(sprite: Sprite) -> ServiceInfo | None:
+            found = sprite.services.get(service)
+            if found is None:
+                return None
+            return ServiceInfo(found.name, found.status, found.http_port, dict(found.env))
+
+        return self._read(name, read)
+
+    def service_env(self, name: str, service: str) -> dict[str, str]:
+        """The environment a service runs with (KeyError if the sprite has no such service)."""
+        info = self.service(name, service)
+        if info is None:
+            raise KeyError(f"sprite {name!r} has no service {service!r}")
+        return info.env
+
+    def file_text(self, name: str, path: str) -> str | None:
+        """A file's content as UTF-8 text, or None if there is no such file."""
+        entry = self._read(name, lambda sprite: sprite.files.get(path))
+        return None if entry is None else entry.data.decode()
+
+    def file_mode(self, name: str, path: str) -> str | None:
+        """A file's mode ("0600"), or None if there is no such file."""
+        entry = self._read(name, lambda sprite: sprite.files.get(path))
+        return None if entry is None else entry.mode
+
+    def network_policy(self, name: str) -> list[dict]:
+        """The network policy rules last set on it."""
+        return self._read(name, lambda sprite: copy.deepcopy(sprite.policy))
+
+    def pending_request_ids(self, name: str) -> set[str]:
+        """The ids of the pairing requests waiting for approval."""
+        return self._read(name, lambda sprite: set(sprite.pending))
+
+    def paired_device_ids(self, name: str) -> set[str]:
+        """The ids of the devices paired with its gateway."""
+        return self._read(name, lambda sprite: set(sprite.paired))
+
+    def _read(self, name: str, read: Callable[[Sprite], T]) -> T:
+        """`read(sprite)` under the lock; KeyError if there is no such sprite."""
+        with self._state.lock:
+            sprite = self._state.sprites.get(name)
+            if sprite is None:
+                raise KeyError(f"no sprite named {name!r}")
+            return read(sprite)
+
+    # -- lifecycle
+
+    def stop(self) -> None:
+        """Stop serving, end running execs and hang up on every client. Idempotent."""
+        if not self._thread.is_alive():
+            return
+        self._server.shutdown()
+        self._state.reset()  # cancels running execs so their threads end promptly
+        self._server.close_connections()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "EmulatorHandle":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def start_emulator(*, host: str = "127.0.0.1", port: int = 0, **options: Any) -> EmulatorHandle:
+    """Start an emulator on a free loopback port. Options are the command's flag names:
+    idle_seconds, cold_seconds, exec_seconds, setup_seconds, token, latency_ms, fault_rate,
+    fault_status, rate_limit_rate, retry_after, drop_rate, slow_rate, slow_ms, seed."""
+    server = make_server(host, port, **options)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                              name=f"sprites-emulator-{server.server_address[1]}", daemon=True)
+    thread.start()
+    return EmulatorHandle(server, thread)
