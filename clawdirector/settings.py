@@ -2,7 +2,7 @@
 
 Every variable is documented in docs/configuration.md and listed in .env.example.
 With DEBUG on and no SPRITES_API_TOKEN the project talks to the local Sprites emulator;
-in production a missing secret is a system-check error (see sprites/checks.py), never a
+in production a missing secret is a system-check error (see clawdirector/checks.py), never a
 silent default.
 """
 
@@ -25,7 +25,7 @@ def env_decimal(name: str, default: str | None) -> Decimal | None:
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Development-only fallbacks; sprites.checks rejects them when DEBUG is off.
+# Development-only fallbacks; clawdirector.checks rejects them when DEBUG is off.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY if DEBUG else "")
 
@@ -33,7 +33,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_CREDENTIALS = True
-CSRF_FAILURE_VIEW = "sprites.views.csrf_failure"  # JSON under /api/
+CSRF_FAILURE_VIEW = "sprites.api.errors.csrf_failure"  # JSON under /api/
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -48,9 +48,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_crontab",
+    "clawdirector",
     "sprites",
     "heartbeat",
+    "console",
 ]
+# Benchmarks, the demo bootstrap and the emulator wrapper: development only, so a production
+# `manage.py help` never lists a command that can wipe the ledger.
+DEVTOOLS = env.bool("DEVTOOLS", default=DEBUG)
+if DEVTOOLS:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -123,12 +130,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PARSER_CLASSES": [
-        "sprites.parsers.JSONParser",
+        "sprites.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "sprites.views.exception_handler",
+    "EXCEPTION_HANDLER": "sprites.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "sprite_actions": env.str("THROTTLE_SPRITE_ACTIONS", default="30/minute"),
         # Signing in for an API token (per client IP): slows password guessing.
@@ -189,19 +196,9 @@ HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="*/15 * * * *")
 HEARTBEAT_INTERVAL_MINUTES = env.int("HEARTBEAT_INTERVAL_MINUTES", default=15)
 HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=150)
 HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)
-# One agent turn that blocks until done (openclaw.md); from a cold sprite it first waits (at
-# most 20 s) for the gateway's /startupz. The whole thing is bounded by `timeout`: 20 s + the
-# agent's own 120 s stay inside the default 150 s.
-HEARTBEAT_COMMAND = env.str(
-    "HEARTBEAT_COMMAND",
-    default=(
-        "timeout -k 10 {timeout} sh -c '"
-        "for i in $(seq 1 20); do "
-        f"/usr/bin/curl -fsS -o /dev/null http://127.0.0.1:{OPENCLAW_GATEWAY_PORT}/startupz && break; sleep 1; done; "
-        "exec /usr/local/bin/openclaw agent --agent \"$0\" "
-        "--message-file /home/sprite/.openclaw/heartbeat.md --timeout 120 --json' {agent}"
-    ),
-)
+# What runs in each sprite for one heartbeat turn; empty = sprites.openclaw's default (wait
+# for the gateway's /startupz, then one `openclaw agent … --json` turn, bounded by `timeout`).
+HEARTBEAT_COMMAND = env.str("HEARTBEAT_COMMAND", default="")
 # Per-sprite wake records older than this are pruned at the end of each sweep.
 HEARTBEAT_WAKE_RETENTION_DAYS = env.int("HEARTBEAT_WAKE_RETENTION_DAYS", default=30)
 SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)

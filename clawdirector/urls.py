@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from sprites.views import ObtainTokenView, not_found
+from sprites.api.errors import not_found
+from sprites.api.views import ObtainTokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^api/auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
-    path("api/sprites/", include("sprites.urls")),
+    path("api/sprites/", include("sprites.api.urls")),
     path("api/cron/", include("heartbeat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,84 +1,26 @@
-"""The usage ledger: price an interval, and write ledger rows exactly once.
+"""The ledger writes: every row exactly once, totals and rollup in step.
 
 Everything that bills goes through `record_usage`, which inserts only rows whose idempotency
 key is new and adds exactly those rows to the sprite's cached totals, in one transaction:
 the totals on `UserSprite` always equal the ledger's sums, and a retried or re-run write
 bills nothing twice. It also keeps the per-day rollup (`SpriteDailyCost`) in step. It costs
 four queries per call, whatever the batch size.
-
-Rounding: each row's cost is rounded half-up to 8 decimal places (1/1,000,000 of a cent);
-totals are exact sums of the rounded rows.
 """
 
+import logging
+import time
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import timezone as dt_timezone
+from decimal import Decimal
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 
+from sprites.billing.usage import Usage
 from sprites.models import SpriteDailyCost, UsageRecord, UserSprite
 
-COST_QUANTUM = Decimal("0.00000001")
-SECONDS_QUANTUM = Decimal("0.001")
-
-
-def round_cost(value: Decimal) -> Decimal:
-    return Decimal(value).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
-
-
-def round_seconds(value) -> Decimal:
-    return Decimal(str(value)).quantize(SECONDS_QUANTUM, rounding=ROUND_HALF_UP)
-
-
-def active_cost(seconds: Decimal) -> Decimal:
-    """Compute cost of `seconds` awake, at SPRITE_ACTIVE_USD_PER_HOUR."""
-    return round_cost(Decimal(seconds) * settings.SPRITE_ACTIVE_USD_PER_HOUR / 3600)
-
-
-def storage_cost_per_hour() -> Decimal:
-    return settings.SPRITE_STORAGE_USD_PER_GB_HOUR * settings.SPRITE_STORAGE_GB
-
-
-def storage_cost(hours: int | Decimal) -> Decimal:
-    return round_cost(storage_cost_per_hour() * Decimal(hours))
-
-
-@dataclass(frozen=True)
-class Usage:
-    """One interval to bill. `key` must be built from what it measures (sprite, kind, window)."""
-
-    sprite_id: int
-    kind: str
-    cause: str
-    started_at: datetime
-    ended_at: datetime
-    cost_usd: Decimal
-    key: str
-    seconds: Decimal = Decimal("0")
-    detail: dict = field(default_factory=dict)
-
-
-def active_usage(
-    *, sprite_id: int, cause: str, started_at: datetime, ended_at: datetime, key: str, detail=None
-) -> Usage:
-    """An `active` row for a measured wall-clock interval (caller adds the idle tail)."""
-    seconds = round_seconds(max((ended_at - started_at).total_seconds(), 0))
-    return Usage(
-        sprite_id=sprite_id,
-        kind=UsageRecord.Kind.ACTIVE,
-        cause=cause,
-        started_at=started_at,
-        ended_at=ended_at,
-        seconds=seconds,
-        cost_usd=active_cost(seconds),
-        key=key,
-        detail=detail or {},
-    )
-
+logger = logging.getLogger(__name__)
 
 def record_usage(usages: Iterable[Usage]) -> list[Usage]:
     """Insert the usages whose key is new and add them to the sprites' totals.
@@ -166,3 +108,17 @@ def _add_to_daily_rollup(usages: list[Usage]) -> None:
             f"active_seconds = {table}.active_seconds + EXCLUDED.active_seconds",
             params,
         )
+
+
+def retry_deadlocks(fn, *args, **kwargs):
+    """Overlapping writers (sweeps on several hosts) update the same sprite rows; PostgreSQL
+    may pick one as a deadlock victim. Ledger writes are idempotent (keys), so run it again."""
+    for attempt in range(3):
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if attempt == 2 or sqlstate not in ("40P01", "40001"):
+                raise
+            logger.warning("Ledger write hit %s; retrying", sqlstate)
+            time.sleep(0.05 * (attempt + 1))

@@ -1,8 +1,8 @@
 """Start-up checks: a production configuration without its secrets never starts quietly."""
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 
 @register(Tags.security, deploy=False)

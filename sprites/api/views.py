@@ -1,18 +1,12 @@
 """The DRF API a frontend calls: one ViewSet scoped to the signed-in user.
 
 Views only call `sprites.services`. Every error is JSON with a stable `code` (see
-`exception_handler`, which settings name as DRF's EXCEPTION_HANDLER); another user's sprite
+`sprites.api.errors`); another user's sprite
 and a malformed id are both 404, so ids reveal nothing.
 """
 
-import logging
-import math
 import uuid
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -22,22 +16,19 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, viewsets
+from rest_framework import status as http
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.renderers import JSONRenderer
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
 
-from sprites import services
-from sprites.client import SpritesError, SpritesRateLimited, SpritesUnavailable
-from sprites.models import UserSprite
-from sprites.serializers import (
+from sprites import openclaw, services
+from sprites.api.serializers import (
     DashboardLinkSerializer,
     ErrorSerializer,
     PairingApprovedSerializer,
@@ -46,93 +37,11 @@ from sprites.serializers import (
     SpriteStatusSerializer,
     StatusQuerySerializer,
 )
-from sprites.throttles import SpriteActionThrottle
-
-logger = logging.getLogger(__name__)
-
-# Retry-After for an outage that gave no figure of its own (the client already retried).
-OUTAGE_RETRY_AFTER_SECONDS = 15
+from sprites.api.throttles import SpriteActionThrottle
+from sprites.models import UserSprite
 
 PROVISION_OUTCOMES = {"ready": http.HTTP_201_CREATED, "provisioning": http.HTTP_202_ACCEPTED,
                       "existing": http.HTTP_200_OK}
-
-
-# --- Errors -----------------------------------------------------------------------------------
-
-
-def _error(code: str, detail: str, status: int, **extra) -> Response:
-    return Response({"code": code, "detail": detail, **extra}, status=status)
-
-
-def exception_handler(exc, context):
-    """Every error as `{"code", "detail"}` JSON. A Sprites outage is a 503 with Retry-After."""
-    if isinstance(exc, SpritesUnavailable):
-        retry_after = getattr(exc, "retry_after", None) if isinstance(exc, SpritesRateLimited) else None
-        response = _error(
-            "sprites_unavailable", "The Sprites API is unavailable right now; try again shortly.",
-            http.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-        response["Retry-After"] = str(math.ceil(retry_after or OUTAGE_RETRY_AFTER_SECONDS))
-        return response
-    if isinstance(exc, SpritesError):
-        # Permanent upstream failure; the full message is on the sprite row for staff.
-        return _error(exc.code if exc.code == "gateway_failed" else "sprites_error",
-                      "The Sprites API refused the operation; staff have the details.", http.HTTP_502_BAD_GATEWAY)
-    if isinstance(exc, services.PairingRequestNotFound):
-        return _error(exc.code, str(exc), http.HTTP_404_NOT_FOUND)
-    if isinstance(exc, services.CommandFailed):
-        return _error(exc.code, "The command in the sprite failed; staff have the details.", http.HTTP_502_BAD_GATEWAY)
-    if isinstance(exc, services.SpriteActionError):
-        status = {"invalid_request_id": http.HTTP_400_BAD_REQUEST,
-                  "permission_denied": http.HTTP_403_FORBIDDEN}.get(exc.code, http.HTTP_409_CONFLICT)
-        return _error(exc.code, str(exc), status)
-    # Django's request limits (DATA_UPLOAD_MAX_*) raise these while DRF parses the query or
-    # body; outside DRF Django answers 400 itself, here they would be a 500.
-    if isinstance(exc, RequestDataTooBig):
-        return _error("request_too_large", "The request body is too large.", http.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    if isinstance(exc, SuspiciousOperation):
-        return _error("parse_error", "Malformed request: too many fields or files.", http.HTTP_400_BAD_REQUEST)
-
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
-        return _error("server_error", "Something went wrong on our side.", http.HTTP_500_INTERNAL_SERVER_ERROR)
-    if isinstance(exc, Http404):  # one message: never say which model or id was looked up
-        response.data = {"code": "not_found", "detail": "Not found."}
-        return response
-    if isinstance(exc, DjangoPermissionDenied):
-        code = "permission_denied"
-    elif isinstance(exc, exceptions.ValidationError):
-        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
-        return response
-    else:
-        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
-        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-    detail = response.data.get("detail", "") if isinstance(response.data, dict) else str(response.data)
-    if code == "permission_denied" and str(detail).startswith("CSRF Failed"):
-        code = "csrf_failed"
-    response.data = {"code": code, "detail": str(detail)}
-    return response
-
-
-def json_error(code: str, detail: str, status: int) -> JsonResponse:
-    """The `{"code", "detail"}` error body, for the plain Django views outside DRF."""
-    return JsonResponse({"code": code, "detail": detail}, status=status)
-
-
-@csrf_exempt  # nothing to protect, and a POST must get this JSON, not the HTML CSRF page
-def not_found(request, *args, **kwargs):
-    """Any other path under /api/: JSON, never Django's HTML 404 page."""
-    return json_error("not_found", "Not found.", 404)
-
-
-def csrf_failure(request, reason=""):
-    """CSRF_FAILURE_VIEW: API clients get JSON; browsers elsewhere get Django's page."""
-    if request.path.startswith("/api/"):
-        return json_error("csrf_failed", "CSRF check failed: send the X-CSRFToken header, or use token auth.", 403)
-    from django.views.csrf import csrf_failure as django_csrf_failure
-
-    return django_csrf_failure(request, reason=reason)
 
 
 # --- Schema helpers ------------------------------------------------------------------------------
@@ -278,7 +187,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
         summary="Approve a browser pairing request",
         request=None,
         parameters=[SPRITE_ID, OpenApiParameter("request_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                                pattern=services.SAFE_REQUEST_ID.pattern,
+                                                pattern=openclaw.SAFE_REQUEST_ID.pattern,
                                                 description="`requestId` from the devices list.")],
         responses={200: PairingApprovedSerializer, **errors(*AUTH, 400, 404, 409, 413, 429, 502, 503)},
     )

@@ -8,7 +8,8 @@ the slash, and anything else under /api/sprites/ is a JSON 404.
 
 from django.urls import re_path
 
-from sprites.views import SpriteViewSet, not_found
+from sprites.api.errors import not_found
+from sprites.api.views import SpriteViewSet
 
 app_name = "sprites"
 

@@ -1,0 +1,22 @@
+"""The Sprites REST API client, the only code that speaks HTTP to Sprites: `http` (the client
+and its retries), `errors` (the exception family), `types` (typed results), `wire` (reading
+error bodies, exec frames and NDJSON streams)."""
+
+from .errors import (
+    SpriteNotFound,
+    SpritesAuthFailed,
+    SpritesBadRequest,
+    SpritesConflict,
+    SpritesError,
+    SpritesRateLimited,
+    SpritesUnavailable,
+)
+from .http import SpritesClient, get_client
+from .types import Checkpoint, ExecResult, Service, Sprite, StreamEvent, parse_checkpoint_id
+from .wire import parse_exec_body, parse_exec_frames
+
+__all__ = [
+    "Checkpoint", "ExecResult", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed", "SpritesBadRequest",
+    "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
+    "get_client", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
+]

@@ -1,0 +1,114 @@
+"""One heartbeat turn in one sprite: run the agent's turn and say what happened. Never raises.
+
+The sweep (heartbeat/) decides who and when; this is the only place it reaches the Sprites API
+for a wake. The exec wakes the sprite (from cold or warm) and blocks until the agent's turn is
+done, bounded by the command's own `timeout` and, a little later, the HTTP read.
+"""
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from sprites import billing, openclaw
+from sprites.client import SpritesError, get_client
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_TAIL_CHARS = 1000
+ERROR_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "Completed"
+    FAILED = "failed", "Failed"
+    TIMEOUT = "timeout", "Timed out"
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Untrusted output made safe to store and print: no NULs (PostgreSQL refuses them), no
+    terminal escapes; the last `limit` characters."""
+    return _CONTROL.sub("", text)[-limit:]
+
+
+@dataclass(frozen=True)
+class Target:
+    pk: int
+    name: str
+
+
+@dataclass
+class WakeResult:
+    sprite_id: int
+    name: str
+    started_at: datetime
+    wall_seconds: float
+    outcome: str  # Outcome
+    exit_code: int | None = None
+    output_tail: str = ""
+    error: str = ""
+    llm_usd: Decimal | None = None
+    # Did the command run in the sprite? Only then was it awake and is there compute to bill.
+    reached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == Outcome.OK
+
+    def usages(self, *, cause: str, slot: datetime) -> list[billing.Usage]:
+        """What this wake bills (see `billing.wake`), keyed by `slot`."""
+        detail = {"outcome": self.outcome, "exit_code": self.exit_code,
+                  "wall_seconds": str(billing.round_seconds(self.wall_seconds)), "idle_seconds": settings.SPRITE_IDLE_SECONDS}
+        return billing.wake(
+            sprite_id=self.sprite_id, cause=cause, tag=cause, started_at=self.started_at, slot=slot,
+            wall_seconds=self.wall_seconds, reached=self.reached, llm_usd=self.llm_usd, detail=detail,
+        )
+
+
+def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
+    """Run the heartbeat command in one sprite. Never raises: every failure is a result."""
+    started_at, t0 = timezone.now(), time.monotonic()
+    result = WakeResult(sprite_id=target.pk, name=target.name, started_at=started_at, wall_seconds=0.0,
+                        outcome=Outcome.FAILED)
+    try:
+        ran = get_client().exec(target.name, ["bash", "-c", command], timeout=exec_timeout)
+    except SpritesError as exc:
+        result.wall_seconds = time.monotonic() - t0
+        # A read timeout or a broken stream happened while the command ran: it was awake.
+        result.reached = exc.code in ("timeout", "exec_stream")
+        if exc.code == "timeout":
+            result.outcome = Outcome.TIMEOUT
+            result.error = f"no answer within {exec_timeout:g}s"
+        else:
+            result.error = clean_text(str(exc), ERROR_CHARS)
+        return result
+    except Exception as exc:  # noqa: BLE001 - one sprite must never stop the sweep
+        result.wall_seconds = time.monotonic() - t0
+        timed_out = "timeout" in type(exc).__name__.lower()
+        result.reached = timed_out  # e.g. urllib3's ReadTimeoutError while streaming
+        result.outcome = Outcome.TIMEOUT if timed_out else Outcome.FAILED
+        result.error = f"{type(exc).__name__} during exec" + (f" (after {result.wall_seconds:.0f}s)" if timed_out else "")
+        logger.warning("Heartbeat of %s raised %s", target.name, type(exc).__name__, exc_info=not timed_out)
+        return result
+    result.wall_seconds = time.monotonic() - t0
+    result.reached = True
+    result.exit_code = ran.exit_code
+    result.output_tail = clean_text(ran.tail(OUTPUT_TAIL_CHARS * 2), OUTPUT_TAIL_CHARS)
+    # A turn that failed may still have spent tokens: keep what it reports either way.
+    result.llm_usd = openclaw.turn_cost(ran.text)
+    if ran.exit_code == 0:
+        result.outcome = Outcome.OK
+        return result
+    timed_out = openclaw.turn_timed_out(ran.exit_code)
+    result.outcome = Outcome.TIMEOUT if timed_out else Outcome.FAILED
+    last_line = next((line for line in reversed(result.output_tail.splitlines()) if line.strip()), "")
+    reason = f"timed out after {timeout}s" if timed_out else "failed"
+    result.error = clean_text(f"exit {ran.exit_code} ({reason}): {last_line}".rstrip(": "), ERROR_CHARS)
+    return result
