@@ -9,6 +9,8 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
+from sprites.services.heartbeat import Outcome
+
 ZERO = Decimal("0")
 
 
@@ -18,7 +20,6 @@ class HeartbeatRun(models.Model):
         ENDPOINT = "endpoint", "Cron endpoint"
         CRON = "cron", "django-crontab"
         STAFF = "staff", "Staff action"
-        BENCH = "bench", "Benchmark"
 
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -97,10 +98,7 @@ class HeartbeatWake(models.Model):
     wherever it is shown (the admin's `format_html`/auto-escaping does).
     """
 
-    class Outcome(models.TextChoices):
-        OK = "ok", "Completed"
-        FAILED = "failed", "Failed"
-        TIMEOUT = "timeout", "Timed out"
+    Outcome = Outcome  # one list of outcomes, shared with sprites.services.run_turn
 
     run = models.ForeignKey(HeartbeatRun, on_delete=models.CASCADE, related_name="wakes")
     sprite = models.ForeignKey("sprites.UserSprite", on_delete=models.CASCADE, related_name="heartbeat_wakes")

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from heartbeat.sweep import run_sweep
-from sprites.views import json_error
+from sprites.api.errors import json_error
 
 logger = logging.getLogger(__name__)
 

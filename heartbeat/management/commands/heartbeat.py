@@ -22,10 +22,7 @@ def lock_path() -> str:
 
 class Command(BaseCommand):
     help = (
-        "Run one heartbeat sweep. Wakes every sprite that belongs to a user, whose status is "
-        "online, sleeping or error (not stopped, provisioning or destroyed; pool sprites "
-        "never), that no other sweep holds, and that has had no heartbeat in the current "
-        "HEARTBEAT_INTERVAL_MINUTES slot of the clock (UTC): in each it runs "
+        "Run one heartbeat sweep. " + UserSprite.DUE_RULE + " In each due sprite it runs "
         "HEARTBEAT_COMMAND (one OpenClaw agent turn, at most HEARTBEAT_TIMEOUT_SECONDS), "
         "HEARTBEAT_CONCURRENCY at a time, then bills the wake, accrues storage for every live "
         "sprite by the whole hour and tops up the warm pool. Meant to run every "

@@ -11,9 +11,9 @@ from django.db.backends.signals import connection_created
 from django.db.models import Sum
 from django.test import override_settings
 
+from devtools.bench import require_scratch_database
 from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
-from sprites.bench import require_scratch_database
 from sprites.models import UsageRecord, UserSprite
 
 
@@ -79,9 +79,9 @@ class Command(BaseCommand):
         idle = settings.SPRITE_IDLE_SECONDS if options["idle_seconds"] is None else options["idle_seconds"]
         require_scratch_database(yes_wipe=options["yes_wipe"])
         try:
-            from sprites.emulator.testing import start_emulator
+            from sprites_emulator.testing import start_emulator
         except ImportError as exc:
-            raise CommandError("The Sprites emulator (sprites.emulator) is not available.") from exc
+            raise CommandError("The Sprites emulator (sprites_emulator) is not available.") from exc
 
         emulator = start_emulator(latency_ms=options["latency_ms"], exec_seconds=options["exec_seconds"],
                                   idle_seconds=idle, cold_seconds=3600)
@@ -90,7 +90,7 @@ class Command(BaseCommand):
         names = [f"bench-{tag}-{i:05d}" for i in range(n)]
         try:
             for name in names:
-                emulator.state.create_sprite({"name": name})
+                emulator.create_sprite(name)
             users = get_user_model().objects.bulk_create(
                 [get_user_model()(username=f"bench-{tag}-{i:05d}") for i in range(n)], batch_size=1000)
             if users[0].pk is None:  # backends without RETURNING on bulk insert
@@ -107,7 +107,7 @@ class Command(BaseCommand):
                 SPRITE_POOL_SIZE=0,
             ), QueryCounter() as counter:
                 started = time.monotonic()
-                run = run_sweep(trigger="bench", concurrency=concurrency)
+                run = run_sweep(trigger="command", concurrency=concurrency)  # deleted by _clean
                 self._run_id = run.pk
                 wall = time.monotonic() - started
             self._report(run, names, emulator, counter.count, wall, options, concurrency, n)

@@ -1,13 +1,38 @@
-"""Read-only heartbeat history: the sweeps and each sprite's turn in them.
+"""Read-only history: the ledger, lifecycle events, heartbeat runs and each sprite's turns.
 
-Linked from a sprite's change page with `?sprite=<id>`; both lists filter by sprite and date.
+Linked from a sprite's change page with `?sprite=<id>`; every list filters by sprite and date.
 """
 
 from django.contrib import admin
 from django.utils.text import Truncator
 
+from console.admin.base import ReadOnlyAdmin
+from console.filters import SpriteFilter
+from console.formatting import run_duration
 from heartbeat.models import HeartbeatRun, HeartbeatWake
-from sprites.admin import ReadOnlyAdmin, SpriteFilter
+from sprites.models import LifecycleEvent, UsageRecord
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "sprite", "kind", "cause", "seconds", "cost_usd", "ended_at")
+    list_filter = (SpriteFilter, "kind", "cause")
+    list_select_related = ("sprite",)
+    date_hierarchy = "started_at"
+    search_fields = ("sprite__sprite_name",)
+
+
+@admin.register(LifecycleEvent)
+class LifecycleEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "sprite", "action", "outcome", "actor_kind", "actor", "duration_ms", "short_detail")
+    list_filter = (SpriteFilter, "outcome", "actor_kind", "action")
+    list_select_related = ("sprite", "actor")
+    date_hierarchy = "created_at"
+    search_fields = ("sprite__sprite_name", "action")
+
+    @admin.display(description="Detail")
+    def short_detail(self, obj):
+        return Truncator(obj.detail).chars(100)
 
 
 class RunSpriteFilter(SpriteFilter):
@@ -36,8 +61,7 @@ class HeartbeatRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Duration")
     def duration(self, obj):
-        seconds = obj.duration_seconds
-        return "running" if seconds is None else f"{seconds:.1f} s"
+        return run_duration(obj)
 
 
 @admin.register(HeartbeatWake)

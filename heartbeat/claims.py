@@ -1,0 +1,52 @@
+"""Claiming due sprites: one statement per chunk, and a sweep acts only on the rows it won.
+
+An UPDATE of `heartbeat_lease_until` over a sub-select of due rows (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL; SQLite serializes writers), RETURNING the rows won: sweeps overlapping on one
+host or many never wake a sprite twice.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from sprites.models import UserSprite
+from sprites.services import Target
+
+
+def due(*, window: datetime, now: datetime, force: bool = False, sprite_ids=None):
+    rows = UserSprite.objects.due(window=window, now=now, force=force)
+    return rows if sprite_ids is None else rows.filter(pk__in=list(sprite_ids))
+
+
+def claim(*, limit: int, window: datetime, lease: timedelta, force: bool = False, sprite_ids=None) -> list[Target]:
+    """Lease up to `limit` due sprites in one statement and return exactly the ones won."""
+    if limit < 1 or (sprite_ids is not None and not sprite_ids):
+        return []
+    now = timezone.now()
+    inner_sql, inner_params = (
+        due(window=window, now=now, force=force, sprite_ids=sprite_ids).values("pk")[:limit].query.sql_with_params()
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        inner_sql += " FOR UPDATE SKIP LOCKED"
+    meta = UserSprite._meta
+    qn = connection.ops.quote_name
+    table, pk = qn(meta.db_table), qn(meta.pk.column)
+    lease_col = qn(meta.get_field("heartbeat_lease_until").column)
+    name_col = qn(meta.get_field("sprite_name").column)
+    adapt = connection.ops.adapt_datetimefield_value
+    # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
+    sql = (
+        f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN ({inner_sql}) "
+        f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(now + lease), *inner_params, adapt(now)])
+        rows = cursor.fetchall()
+    return sorted((Target(pk=row[0], name=row[1]) for row in rows), key=lambda t: t.pk)
+
+
+def release(pks: list[int]) -> None:
+    """Hand sprites back at once (claimed, never started)."""
+    if pks:
+        UserSprite.objects.filter(pk__in=pks).release_leases()

@@ -1,0 +1,57 @@
+"""Writing a batch of wakes: ledger rows, the sprites' heartbeat fields, the wake records.
+
+One transaction per batch and a small constant number of queries, whatever its size. The
+money is built by `sprites.billing` (through `WakeResult.usages`); the sprite rows are written
+by their queryset's transitions; this module only puts them together.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from heartbeat.models import HeartbeatRun, HeartbeatWake
+from sprites import billing
+from sprites.models import UsageRecord, UserSprite
+from sprites.services import WakeResult
+
+
+@dataclass
+class Totals:
+    billed: Decimal = Decimal("0")
+    llm: Decimal = Decimal("0")
+
+
+def flush(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str) -> Totals:
+    """Bill and record a batch of wakes in one transaction. Returns what it billed.
+
+    `slot` keys the rows: the window, so a window bills one wake per sprite however often it is
+    re-run; None for a forced wake ("run now"), keyed by its own start instant."""
+    if not results:
+        return Totals()
+    return billing.retry_deadlocks(_flush_once, results, run=run, slot=slot, cause=cause)
+
+
+def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str) -> Totals:
+    usages = {r.sprite_id: r.usages(cause=cause, slot=slot or r.started_at) for r in results}
+    now = timezone.now()
+    with transaction.atomic():
+        written = {u.key for u in billing.record_usage([u for rows in usages.values() for u in rows])}
+        UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.ok}, now)
+        UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.ok}, now)
+        totals, wakes = Totals(), []
+        for r in results:
+            mine = [u for u in usages[r.sprite_id] if u.key in written]
+            billed = sum((u.cost_usd for u in mine if u.kind != UsageRecord.Kind.LLM), Decimal("0"))
+            llm = sum((u.cost_usd for u in mine if u.kind == UsageRecord.Kind.LLM), Decimal("0"))
+            totals.billed += billed
+            totals.llm += llm
+            wakes.append(HeartbeatWake(
+                run=run, sprite_id=r.sprite_id, started_at=r.started_at,
+                duration_seconds=billing.round_seconds(r.wall_seconds), outcome=r.outcome, exit_code=r.exit_code,
+                output_tail=r.output_tail, error=r.error, billed_usd=billed, llm_usd=r.llm_usd,
+            ))
+        HeartbeatWake.objects.bulk_create(wakes, batch_size=500)
+    return totals
