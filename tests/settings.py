@@ -2,6 +2,7 @@
 
 import os
 
+os.environ.setdefault("DEVTOOLS", "1")  # the benchmarks are tested too
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 
 from clawdirector.settings import *  # noqa: E402,F401,F403

@@ -1,4 +1,4 @@
-"""Heartbeat test helpers: sprites with their own users, and exec answers at the HTTP edge."""
+"""Heartbeat test helpers: exec answers at the HTTP edge."""
 
 import json
 import re
@@ -6,17 +6,10 @@ import time
 
 import pytest
 import responses as responses_lib
-from django.contrib.auth import get_user_model
 
-from sprites.models import UserSprite
+from tests.conftest import API
 
-API = "https://api.sprites.test/v1"
 EXEC_URL = re.compile(rf"{re.escape(API)}/sprites/(?P<name>[^/]+)/exec.*")
-
-
-def make_sprite(name, *, user=True, status=UserSprite.Status.SLEEPING, **fields):
-    owner = get_user_model().objects.create_user(f"user-{name}") if user else None
-    return UserSprite.objects.create(user=owner, sprite_name=name, status=status, **fields)
 
 
 def exec_body(stdout: bytes = b"", exit_code: int = 0) -> bytes:

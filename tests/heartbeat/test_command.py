@@ -11,8 +11,9 @@ from django.core.management import CommandError, call_command
 from heartbeat.management.commands.heartbeat import lock_path
 from heartbeat.models import HeartbeatRun
 from sprites.models import UserSprite
+from tests.conftest import make_sprite
 
-from .conftest import answer_exec, exec_body, make_sprite
+from .conftest import answer_exec, exec_body
 
 pytestmark = pytest.mark.django_db
 

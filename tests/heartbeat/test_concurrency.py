@@ -17,8 +17,9 @@ from django.utils import timezone
 from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
+from tests.conftest import make_sprite
 
-from .conftest import agent_json, answer_exec, exec_body, make_sprite
+from .conftest import agent_json, answer_exec, exec_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,8 +5,9 @@ import logging
 import pytest
 
 from heartbeat.models import HeartbeatRun
+from tests.conftest import make_sprite
 
-from .conftest import answer_exec, make_sprite
+from .conftest import answer_exec
 
 pytestmark = pytest.mark.django_db
 URL = "/api/cron/heartbeat"

@@ -9,8 +9,7 @@ from heartbeat.models import HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.client import get_client
 from sprites.models import UsageRecord, UserSprite
-
-from .conftest import make_sprite
+from tests.conftest import make_sprite
 
 pytestmark = pytest.mark.django_db
 

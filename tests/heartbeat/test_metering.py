@@ -1,7 +1,7 @@
 """What a sweep bills: exact Decimal arithmetic, storage by the whole hour, and idempotency
 when a sweep dies half-way and runs again.
 
-Rounding (sprites/metering.py): seconds are rounded half-up to the millisecond, each row's
+Rounding (sprites/billing.py): seconds are rounded half-up to the millisecond, each row's
 cost half-up to 8 decimal places; totals are exact sums of the rounded rows.
 """
 
@@ -11,29 +11,23 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db.models import Sum
 from django.utils import timezone
 
-from heartbeat import sweep
+from heartbeat import record, runner
+from heartbeat.config import load_config
 from heartbeat.models import HeartbeatWake
-from heartbeat.sweep import WakeResult, accrue_storage, run_sweep, usages_for_wake
-from sprites.metering import record_usage
+from heartbeat.sweep import run_sweep
+from sprites.billing import record_usage
 from sprites.models import UsageRecord, UserSprite
+from sprites.services import WakeResult, accrue_storage
+from sprites.services.storage import STORAGE_BACKFILL_HOURS
+from tests.conftest import assert_ledger_consistent, make_sprite
 
-from .conftest import answer_exec, make_sprite
+from .conftest import answer_exec
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc
 WINDOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-
-
-def assert_totals_equal_ledger():
-    for sprite in UserSprite.objects.all():
-        rows = UsageRecord.objects.filter(sprite=sprite)
-        cost = rows.aggregate(s=Sum("cost_usd"))["s"] or Decimal("0")
-        seconds = rows.filter(kind="active").aggregate(s=Sum("seconds"))["s"] or Decimal("0")
-        assert sprite.total_cost_usd == cost, sprite
-        assert sprite.total_runtime_seconds == seconds, sprite
 
 
 def wake(sprite, *, wall, llm=None, outcome="ok", reached=True):
@@ -44,8 +38,7 @@ def wake(sprite, *, wall, llm=None, outcome="ok", reached=True):
 @time_machine.travel("2026-03-02 10:03:00+00:00", tick=False)
 def test_it_bills_wall_time_plus_the_idle_tail_at_the_active_rate():
     sprite = make_sprite("one")
-    rows = usages_for_wake(wake(sprite, wall=90.0, llm=Decimal("0.01234568")), window=WINDOW,
-                           idle_seconds=30, cause="heartbeat")
+    rows = wake(sprite, wall=90.0, llm=Decimal("0.01234568")).usages(cause="heartbeat", slot=WINDOW)
     record_usage(rows)
 
     active = UsageRecord.objects.get(kind="active")
@@ -63,8 +56,9 @@ def test_it_bills_wall_time_plus_the_idle_tail_at_the_active_rate():
 
 def test_it_rounds_half_up_to_eight_places_under_the_published_rate_card(settings):
     settings.SPRITE_ACTIVE_USD_PER_HOUR = Decimal("0.735")  # 8 vCPU + 4 GB, sprites-api.md §7
+    settings.SPRITE_IDLE_SECONDS = 3
     sprite = make_sprite("one")
-    [active] = usages_for_wake(wake(sprite, wall=4.0004), window=WINDOW, idle_seconds=3, cause="heartbeat")
+    [active] = wake(sprite, wall=4.0004).usages(cause="heartbeat", slot=WINDOW)
     # 4.0004 s → 4.000 s (ms, half-up) + 3 s idle = 7 s; 7 × 0.735 / 3600 = 0.001429166… → 0.00142917
     assert active.seconds == Decimal("7.000")
     assert active.cost_usd == Decimal("0.00142917")
@@ -72,18 +66,17 @@ def test_it_rounds_half_up_to_eight_places_under_the_published_rate_card(setting
 
 def test_it_bills_nothing_for_a_wake_that_never_reached_the_sprite():
     sprite = make_sprite("one")
-    assert usages_for_wake(wake(sprite, wall=0.2, outcome="failed", reached=False), window=WINDOW,
-                           idle_seconds=30, cause="heartbeat") == []
+    assert wake(sprite, wall=0.2, outcome="failed", reached=False).usages(cause="heartbeat", slot=WINDOW) == []
 
 
 def test_it_bills_a_window_once_however_often_it_is_recorded():
     sprite = make_sprite("one")
-    first = usages_for_wake(wake(sprite, wall=60), window=WINDOW, idle_seconds=30, cause="heartbeat")
-    again = usages_for_wake(wake(sprite, wall=75), window=WINDOW, idle_seconds=30, cause="heartbeat")
+    first = wake(sprite, wall=60).usages(cause="heartbeat", slot=WINDOW)
+    again = wake(sprite, wall=75).usages(cause="heartbeat", slot=WINDOW)
     assert len(record_usage(first)) == 1
     assert record_usage(again) == []
     assert UsageRecord.objects.count() == 1
-    assert_totals_equal_ledger()
+    assert_ledger_consistent()
 
 
 def test_it_accrues_storage_once_per_whole_hour_across_sweeps(mocked):
@@ -109,7 +102,7 @@ def test_it_accrues_storage_once_per_whole_hour_across_sweeps(mocked):
     with time_machine.travel("2026-03-02 11:00:01+00:00", tick=False):
         assert accrue_storage() == Decimal("0.00600000")  # hour 10 for both
         assert accrue_storage() == Decimal("0")
-    assert_totals_equal_ledger()
+    assert_ledger_consistent()
 
 
 def test_it_caps_the_storage_backfill_per_sweep_and_catches_up_later():
@@ -117,7 +110,7 @@ def test_it_caps_the_storage_backfill_per_sweep_and_catches_up_later():
         sprite = make_sprite("old")
     with time_machine.travel("2026-03-04 00:30:00+00:00", tick=False):  # 72 whole hours later
         accrue_storage()
-        assert UsageRecord.objects.filter(kind="storage").count() == sweep.STORAGE_BACKFILL_HOURS
+        assert UsageRecord.objects.filter(kind="storage").count() == STORAGE_BACKFILL_HOURS
         accrue_storage()
     assert UsageRecord.objects.filter(kind="storage").count() == 72
     sprite.refresh_from_db()
@@ -128,8 +121,8 @@ def test_it_caps_the_storage_backfill_per_sweep_and_catches_up_later():
 def test_it_bills_nothing_twice_and_loses_nothing_when_killed_half_way(mocked, monkeypatch):
     sprites = [make_sprite(f"s{i}") for i in range(6)]
     answer_exec(mocked, delay=0.02)  # one at a time, so the batches stay small
-    monkeypatch.setattr(sweep, "FLUSH_EVERY", 2)
-    real_flush = sweep.flush
+    monkeypatch.setattr(runner, "FLUSH_EVERY", 2)
+    real_flush = record.flush
     calls = []
 
     def dying_flush(results, **kwargs):
@@ -138,18 +131,18 @@ def test_it_bills_nothing_twice_and_loses_nothing_when_killed_half_way(mocked, m
             raise KeyboardInterrupt  # the process dies while writing its second batch
         return real_flush(results, **kwargs)
 
-    monkeypatch.setattr(sweep, "flush", dying_flush)
+    monkeypatch.setattr(record, "flush", dying_flush)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(concurrency=1)
     first_batch = calls[0]
     assert 2 <= first_batch < 6
     assert UsageRecord.objects.filter(kind="active").count() == first_batch
     assert UserSprite.objects.filter(last_heartbeat__isnull=False).count() == first_batch
-    assert_totals_equal_ledger()
+    assert_ledger_consistent()
 
-    monkeypatch.setattr(sweep, "flush", real_flush)
+    monkeypatch.setattr(record, "flush", real_flush)
     # Leases of wakes that ran but were never recorded expire (10 min), still in this window.
-    time_machine_offset = timedelta(seconds=sweep.load_config().lease.total_seconds() + 1)
+    time_machine_offset = timedelta(seconds=load_config().lease.total_seconds() + 1)
     with time_machine.travel(timezone.now() + time_machine_offset, tick=True):
         again = run_sweep(concurrency=1)
 
@@ -158,7 +151,7 @@ def test_it_bills_nothing_twice_and_loses_nothing_when_killed_half_way(mocked, m
         assert UsageRecord.objects.filter(sprite=sprite, kind="active").count() == 1
         assert UsageRecord.objects.filter(sprite=sprite, kind="llm").count() == 1
     assert UserSprite.objects.filter(last_heartbeat__isnull=True).count() == 0
-    assert_totals_equal_ledger()
+    assert_ledger_consistent()
 
 
 @time_machine.travel("2026-03-02 10:01:00+00:00", tick=True)

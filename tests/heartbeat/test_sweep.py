@@ -11,10 +11,12 @@ import time_machine
 from django.utils import timezone
 
 from heartbeat.models import HeartbeatRun, HeartbeatWake
-from heartbeat.sweep import parse_llm_cost, run_sweep
+from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
+from sprites.openclaw import turn_cost
+from tests.conftest import API, make_sprite
 
-from .conftest import API, answer_exec, exec_body, make_sprite
+from .conftest import answer_exec, exec_body
 
 pytestmark = pytest.mark.django_db
 NOW = "2026-03-02 10:05:00+00:00"  # the 10:00–10:15 window
@@ -84,7 +86,7 @@ def test_it_records_one_failure_and_goes_on(mocked):
     assert set(UsageRecord.objects.filter(kind="active").values_list("sprite__sprite_name", flat=True)) == {"a", "b"}
     b_sprite = UserSprite.objects.get(sprite_name="b")
     assert b_sprite.last_heartbeat is None  # due again next window
-    assert b_sprite.last_error.startswith("Heartbeat: exit 1")
+    assert b_sprite.last_error.startswith("heartbeat: exit 1")
     assert b_sprite.heartbeat_lease_until is None
     assert "b: failed: exit 1" in run.error_summary
 
@@ -107,7 +109,7 @@ def test_it_records_a_timeout_as_a_failure(mocked):
 
 
 def test_it_clears_its_own_stale_error_on_success_but_not_others(mocked):
-    make_sprite("mine", last_error="Heartbeat: exit 1 (failed)", last_error_at=timezone.now())
+    make_sprite("mine", last_error="heartbeat: exit 1 (failed)", last_error_at=timezone.now())
     make_sprite("theirs", last_error="Restore failed: 503", last_error_at=timezone.now())
     answer_exec(mocked)
 
@@ -143,7 +145,7 @@ def test_it_counts_a_completed_turn_without_json_as_woken_with_no_model_cost(moc
     (b'', None),
 ])
 def test_it_parses_the_agent_cost_defensively(stdout, expected):
-    assert parse_llm_cost(stdout.decode()) == expected
+    assert turn_cost(stdout.decode()) == expected
 
 
 def test_it_wakes_a_forced_sprite_again_in_the_same_window_and_bills_both(mocked):
@@ -240,7 +242,7 @@ def test_it_syncs_vm_states_before_waking_and_survives_a_failed_sync(mocked):
     mocked.replace(responses_lib.GET, f"{API}/sprites", json={"error": "down"}, status=500)
     UserSprite.objects.update(last_heartbeat=None)
     run = run_sweep()
-    assert "vm state sync failed" in run.notes
+    assert "vm states failed" in run.notes
     assert run.woke == 2  # the sweep went on
 
 

@@ -7,7 +7,7 @@ import requests
 import responses
 from responses import matchers
 
-from sprites import client as sprites_client
+from sprites.client import http as sprites_client
 from sprites.client import (
     SpriteNotFound,
     SpritesAuthFailed,

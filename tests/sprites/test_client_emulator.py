@@ -8,7 +8,7 @@ from sprites.client import (
     SpritesConflict,
     SpritesUnavailable,
 )
-from sprites.emulator.testing import start_emulator
+from sprites_emulator.testing import start_emulator
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from sprites import services
+from sprites.api.throttles import SpriteActionThrottle
 from sprites.models import UserSprite
-from sprites.throttles import SpriteActionThrottle
 
 SPRITE_ACTIONS = ["start", "stop", "rotate-token", "dashboard-link"]
 
@@ -177,10 +177,10 @@ def test_it_answers_404_json_to_an_unknown_path(db, as_alice):
 def test_it_serves_the_status_from_the_database(sprite, emulator, django_assert_max_num_queries):
     session = APIClient()
     session.login(username="alice", password="alice-password-1")
-    before = emulator.state.summary()["counters"]["requests"]
+    before = emulator.counters()["requests"]
     with django_assert_max_num_queries(3):  # session, user, sprite
         response = session.get(f"/api/sprites/{sprite.public_id}/status")  # the guide's exact path
-    assert emulator.state.summary()["counters"]["requests"] == before  # no Sprites call
+    assert emulator.counters()["requests"] == before  # no Sprites call
     body = response.json()
     assert body["id"] == str(sprite.public_id)
     assert body["status"] == "online" and body["vm_state"] == "running"
@@ -200,10 +200,10 @@ def test_it_serves_the_status_with_token_auth_in_few_queries(sprite, alice, djan
 
 
 def test_it_refreshes_the_status_from_sprites_on_request(sprite, as_alice, emulator):
-    before = emulator.state.summary()["counters"]["requests"]
+    before = emulator.counters()["requests"]
     response = as_alice.get(url(sprite, "status") + "?refresh=1")
     assert response.status_code == 200
-    assert emulator.state.summary()["counters"]["requests"] == before + 1
+    assert emulator.counters()["requests"] == before + 1
     assert response.json()["vm_state_checked_at"]
 
 
@@ -234,7 +234,7 @@ def test_it_rotates_the_token(sprite, as_alice, emulator):
     assert response.status_code == 200
     new = response.json()["gateway_token"]
     assert new != old
-    assert emulator.sprite(sprite.sprite_name).services["openclaw-gateway"].env["OPENCLAW_GATEWAY_TOKEN"] == new
+    assert emulator.service_env(sprite.sprite_name, "openclaw-gateway")["OPENCLAW_GATEWAY_TOKEN"] == new
 
 
 @pytest.mark.parametrize("action", SPRITE_ACTIONS)
@@ -310,9 +310,9 @@ def test_it_answers_404_for_an_unknown_pairing_request(sprite, as_alice):
 
 @pytest.mark.parametrize("bad", ["--latest", "a%20b", "x;id", "$(id)", "%3Bls"])
 def test_it_answers_400_for_an_unsafe_request_id(sprite, as_alice, bad, emulator):
-    before = emulator.state.summary()["counters"]["execs"]
+    before = emulator.counters()["execs"]
     assert_error(as_alice.post(url(sprite, f"devices/{bad}/approve")), 400, "invalid_request_id")
-    assert emulator.state.summary()["counters"]["execs"] == before
+    assert emulator.counters()["execs"] == before
 
 
 def test_it_hides_devices_from_others(sprite, as_bob, emulator):
@@ -320,7 +320,7 @@ def test_it_hides_devices_from_others(sprite, as_bob, emulator):
     assert_error(as_bob.get(url(sprite, "devices")), 404, "not_found")
     assert_error(as_bob.post(url(sprite, f"devices/{request['requestId']}/approve")), 404, "not_found")
     assert_error(client_for().get(url(sprite, "devices")), 401, "not_authenticated")
-    assert request["requestId"] in emulator.sprite(sprite.sprite_name).pending
+    assert request["requestId"] in emulator.pending_request_ids(sprite.sprite_name)
 
 
 def test_it_answers_409_for_devices_of_a_stopped_sprite(sprite, as_alice):
@@ -357,7 +357,7 @@ def test_it_answers_unknown_api_paths_with_json_404(client, method, path):
 
 
 def test_it_answers_a_csrf_failure_under_api_with_json(rf):
-    from sprites.views import csrf_failure
+    from sprites.api.errors import csrf_failure
 
     response = csrf_failure(rf.post("/api/anything"), reason="CSRF cookie not set.")
     assert response.status_code == 403

@@ -1,13 +1,14 @@
 """The usage ledger: idempotent writes, and totals that always equal the ledger's sums."""
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
 
-from sprites import metering
-from sprites.metering import Usage, active_usage, record_usage
+from sprites import billing
+from sprites.billing import Usage, active, record_usage
 from sprites.models import SpriteDailyCost, UsageRecord, UserSprite
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=dt_timezone.utc)
@@ -35,23 +36,23 @@ def assert_totals_match_ledger(sprite):
 
 def test_it_prices_active_time_at_the_hourly_rate(settings):
     settings.SPRITE_ACTIVE_USD_PER_HOUR = Decimal("0.18")
-    assert metering.active_cost(Decimal("3600")) == Decimal("0.18000000")
-    assert metering.active_cost(Decimal("150")) == Decimal("0.00750000")
+    assert billing.active_cost(Decimal("3600")) == Decimal("0.18000000")
+    assert billing.active_cost(Decimal("150")) == Decimal("0.00750000")
     # half-up at the 8th decimal place
-    assert metering.round_cost(Decimal("0.000000005")) == Decimal("0.00000001")
+    assert billing.round_cost(Decimal("0.000000005")) == Decimal("0.00000001")
 
 
 def test_it_prices_storage_per_gb_hour(settings):
     settings.SPRITE_STORAGE_USD_PER_GB_HOUR = Decimal("0.0003")
     settings.SPRITE_STORAGE_GB = Decimal("10")
-    assert metering.storage_cost(1) == Decimal("0.00300000")
-    assert metering.storage_cost(730) == Decimal("2.19000000")
+    assert billing.storage_cost(1) == Decimal("0.00300000")
+    assert billing.storage_cost(730) == Decimal("2.19000000")
 
 
 def test_it_writes_each_interval_once_however_often_it_is_recorded(sprite):
-    usage = active_usage(
-        sprite_id=sprite.pk, cause="heartbeat", started_at=T0, ended_at=T0 + timedelta(seconds=150), key="active:1:w1"
-    )
+    usage = active(sprite_id=sprite.pk, cause="heartbeat", tag="heartbeat", started_at=T0,
+                   ended_at=T0 + timedelta(seconds=150))
+    assert usage.key == f"active:{sprite.pk}:heartbeat:2026-11-24T10:00:00+00:00"
     assert record_usage([usage]) == [usage]
     assert record_usage([usage]) == []
     assert record_usage([usage, usage]) == []
@@ -69,9 +70,9 @@ def test_it_keeps_totals_equal_to_ledger_sums_across_kinds_and_sprites(sprite, b
         start = T0 + timedelta(hours=1 * i)  # crosses midnight: two rollup days
         for s in (sprite, other):
             batch.append(
-                active_usage(
-                    sprite_id=s.pk, cause="heartbeat", started_at=start,
-                    ended_at=start + timedelta(seconds=100 + i * 1.234), key=f"active:{s.pk}:{i}",
+                active(
+                    sprite_id=s.pk, cause="heartbeat", tag=f"turn{i}", started_at=start,
+                    ended_at=start + timedelta(seconds=100 + i * 1.234),
                 )
             )
             batch.append(
@@ -104,6 +105,6 @@ def test_it_refuses_to_change_or_delete_a_ledger_row(sprite):
 
 def test_it_never_bills_a_negative_interval(sprite):
     [usage] = record_usage([
-        active_usage(sprite_id=sprite.pk, cause="staff", started_at=T0, ended_at=T0 - timedelta(seconds=5), key="k")
+        active(sprite_id=sprite.pk, cause="staff", tag="start", started_at=T0, ended_at=T0 - timedelta(seconds=5))
     ])
     assert usage.seconds == 0 and usage.cost_usd == 0

@@ -3,14 +3,13 @@ the middle (with `responses`) that must leave the pool and the user consistent."
 
 import json
 import threading
-import time
 
 import pytest
 import responses
 from django.core.management import call_command
 from django.db import connection
 
-from sprites import services
+from sprites import openclaw, services
 from sprites.client import SpriteNotFound, SpritesUnavailable
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
 
@@ -24,7 +23,7 @@ def _inline(settings):
 
 
 def requests_made(emulator) -> int:
-    return emulator.state.summary()["counters"]["requests"]
+    return emulator.counters()["requests"]
 
 
 def pool_row(name="claw-pool1", **fields):
@@ -44,18 +43,19 @@ def test_it_fills_the_pool_with_set_up_checkpointed_sprites(db, emulator, settin
     rows = UserSprite.objects.filter(user__isnull=True)
     assert {r.status for r in rows} == {"ready"}
     for row in rows:
-        vm = emulator.sprite(row.sprite_name)
-        assert vm.openclaw_installed
-        assert row.golden_checkpoint_id == vm.checkpoints[-1].id
+        name = row.sprite_name
+        assert emulator.openclaw_installed(name)
+        assert row.golden_checkpoint_id == emulator.checkpoint_ids(name)[-1]
         assert row.sprite_url and row.sprite_id
-        gateway = vm.services["openclaw-gateway"]
+        gateway = emulator.service(name, "openclaw-gateway")
         assert gateway.http_port == settings.OPENCLAW_GATEWAY_PORT
         assert gateway.status == "stopped"  # waits asleep until claimed
-        config = json.loads(vm.files[services.CONFIG_PATH].data)
+        config = json.loads(emulator.file_text(name, openclaw.CONFIG_PATH))
         assert config["gateway"]["auth"]["mode"] == "token"
-        assert vm.files[services.CONFIG_PATH].mode == "0600"
-        assert services.HEARTBEAT_PROMPT_PATH in vm.files
-        assert vm.policy == [{"domain": "api.anthropic.com", "action": "allow"}, {"domain": "*", "action": "deny"}]
+        assert emulator.file_mode(name, openclaw.CONFIG_PATH) == "0600"
+        assert emulator.file_text(name, openclaw.HEARTBEAT_PROMPT_PATH) is not None
+        assert emulator.network_policy(name) == [{"domain": "api.anthropic.com", "action": "allow"},
+                                                 {"domain": "*", "action": "deny"}]
         usage = UsageRecord.objects.get(sprite=row)
         assert usage.cause == "pool_setup" and usage.cost_usd > 0
         assert row.events.get().action == "pool_setup"
@@ -105,29 +105,23 @@ def test_it_keeps_a_transiently_failed_pool_set_up_for_resumption(db):
 # --- provisioning a user ----------------------------------------------------------------------------
 
 
-def test_it_provisions_from_the_pool_in_well_under_one_and_a_half_seconds(db, emulator, alice, capsys):
+def test_it_provisions_from_the_pool_in_three_sprites_calls(db, emulator, alice):
     services.fill_pool(target=1)
     emulator.set_faults(latency_ms=50)
     before = requests_made(emulator)
 
-    started = time.monotonic()
     sprite, outcome = services.provision_sprite(user=alice)
-    elapsed = time.monotonic() - started
 
-    calls = requests_made(emulator) - before
-    with capsys.disabled():
-        print(f"\nprovision from the pool: {elapsed * 1000:.0f} ms, {calls} Sprites calls at 50 ms latency")
+    # Its speed (median under 1.5 s at 50 ms a call) is measured by `make bench`, not here.
     assert outcome == "ready"
-    assert elapsed < 1.5
-    assert calls == 3  # restore, write config, put service
+    assert requests_made(emulator) - before == 3  # restore, write config, put service
 
     sprite.refresh_from_db()
     assert sprite.user == alice and sprite.status == "online" and sprite.assigned_at
     assert sprite.gateway_url == sprite.sprite_url
-    vm = emulator.sprite(sprite.sprite_name)
-    config = json.loads(vm.files[services.CONFIG_PATH].data)
+    config = json.loads(emulator.file_text(sprite.sprite_name, openclaw.CONFIG_PATH))
     assert config["gateway"]["auth"]["token"] == sprite.gateway_token
-    gateway = vm.services["openclaw-gateway"]
+    gateway = emulator.service(sprite.sprite_name, "openclaw-gateway")
     assert gateway.status == "running" and gateway.env["OPENCLAW_GATEWAY_TOKEN"] == sprite.gateway_token
     assert UserSprite.objects.filter(user__isnull=True).count() == 0
     usage = sprite.usage.get(cause="provisioning")
@@ -154,7 +148,7 @@ def test_it_sets_up_a_new_sprite_for_the_user_when_the_pool_is_empty(db, emulato
     assert outcome == "provisioning"
     sprite.refresh_from_db()
     assert sprite.status == "online" and sprite.user == alice and sprite.gateway_token
-    assert emulator.sprite(sprite.sprite_name).services["openclaw-gateway"].env["OPENCLAW_GATEWAY_TOKEN"] == (
+    assert emulator.service_env(sprite.sprite_name, "openclaw-gateway")["OPENCLAW_GATEWAY_TOKEN"] == (
         sprite.gateway_token
     )
     assert {u.cause for u in sprite.usage.all()} == {"provisioning"}
@@ -248,6 +242,6 @@ def test_it_claims_pool_sprites_in_order_and_never_one_without_a_checkpoint(db, 
     UserSprite.objects.filter(pk=unfinished.pk).update(golden_checkpoint_id="")
     first = pool_row("claw-first")
     second = pool_row("claw-second")
-    assert services._claim_pool_sprite(alice).pk == first.pk
-    assert services._claim_pool_sprite(bob).pk == second.pk
-    assert services._claim_pool_sprite(staff) is None  # only the unfinished one is left
+    assert UserSprite.objects.claim_ready_for(alice).pk == first.pk
+    assert UserSprite.objects.claim_ready_for(bob).pk == second.pk
+    assert UserSprite.objects.claim_ready_for(staff) is None  # only the unfinished one is left

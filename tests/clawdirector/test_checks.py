@@ -2,7 +2,7 @@
 
 from django.core import checks
 
-from sprites.checks import check_production_secrets
+from clawdirector.checks import check_production_secrets
 
 
 def ids(errors):

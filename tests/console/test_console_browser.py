@@ -2,7 +2,6 @@
 against a live server, with the stop action calling the Sprites emulator over HTTP."""
 
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.utils import timezone
 
-from sprites.metering import Usage, record_usage
+from sprites.billing import record_usage
 from sprites.models import UserSprite
+from tests.conftest import usage
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -84,9 +84,7 @@ def test_it_shows_badges_and_totals_stops_a_sprite_and_refreshes_live(
     UserSprite.objects.create(sprite_name="claw-pool-1", status="ready")
     for i, (sprite, cost) in enumerate([(asleep, "4.20"), (broken, "1.30"), (asleep, "2.50")]):
         at = now - timedelta(days=i, hours=1)
-        record_usage(
-            [Usage(sprite.pk, "active", "heartbeat", at, at + timedelta(minutes=2), Decimal(cost), f"b:{i}", seconds=Decimal(120))]
-        )
+        record_usage([usage(sprite, started_at=at, cost=cost, seconds="120", key=f"b:{i}")])
     page = browser_page
 
     page.goto(f"{live_server.url}/admin/login/?next=/admin/sprites/usersprite/")

@@ -1,24 +1,23 @@
 """The operator console: the sprites changelist, its figures, filters, live endpoint, token
 reveal, actions and the read-only history admins."""
 
-import json
 import re
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
-from io import StringIO
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from sprites import costs, services
-from sprites.metering import Usage, record_usage
+from sprites import selectors, services
+from sprites.billing import record_usage
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
+from tests.conftest import make_sprite as shared_make_sprite
+from tests.conftest import usage
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=dt_timezone.utc)
 CHANGELIST = "/admin/sprites/usersprite/"
@@ -41,27 +40,12 @@ def admin_client(client, staff):
 
 
 def make_sprite(name, *, user=None, status="online", age_days=10, **fields):
-    sprite = UserSprite.objects.create(sprite_name=name, user=user, status=status, **fields)
-    UserSprite.objects.filter(pk=sprite.pk).update(created_at=NOW - timedelta(days=age_days))
-    sprite.refresh_from_db()
-    return sprite
+    """The console's usual row: a pool sprite, online, ten days old (override any of them)."""
+    return shared_make_sprite(name, user=user, status=status, age_days=age_days, **fields)
 
 
 def bill(sprite, started_at, cost, *, kind="active", seconds="120"):
-    record_usage(
-        [
-            Usage(
-                sprite_id=sprite.pk,
-                kind=kind,
-                cause="heartbeat",
-                started_at=started_at,
-                ended_at=started_at + timedelta(seconds=120),
-                cost_usd=Decimal(cost),
-                seconds=Decimal(seconds),
-                key=f"test:{sprite.pk}:{kind}:{started_at.isoformat()}",
-            )
-        ]
-    )
+    record_usage([usage(sprite, started_at=started_at, cost=cost, kind=kind, seconds=seconds)])
     sprite.refresh_from_db()
 
 
@@ -80,7 +64,7 @@ def test_it_sums_cost_this_month_from_ledger_rows_started_this_utc_month(alice):
     bill(sprite, datetime(2026, 11, 1, 0, 0, tzinfo=dt_timezone.utc), "1.25")
     bill(sprite, NOW - timedelta(hours=1), "0.50")
 
-    row = costs.annotate_costs(UserSprite.objects.all()).get()
+    row = selectors.annotate_costs(UserSprite.objects.all()).get()
 
     assert row.cost_month_usd == Decimal("1.75")
     assert row.total_cost_usd == Decimal("6.75")
@@ -92,7 +76,7 @@ def test_it_projects_in_sql_exactly_what_the_model_projects(alice, bob):
     bill(old, NOW - timedelta(days=3), "3.00")
     bill(young, NOW - timedelta(hours=2), "0.10")
 
-    rows = {s.pk: s for s in costs.annotate_costs(UserSprite.objects.all())}
+    rows = {s.pk: s for s in selectors.annotate_costs(UserSprite.objects.all())}
 
     for sprite in (old, young):
         assert rows[sprite.pk].projected_monthly_usd.quantize(Decimal("0.01")) == sprite.projected_monthly_cost(now=NOW)
@@ -110,7 +94,7 @@ def test_it_summarises_the_fleet(alice, bob, settings):
     bill(gone, NOW - timedelta(days=3), "0.40")  # spent this month: counted
     bill(a, datetime(2026, 10, 15, tzinfo=dt_timezone.utc), "9.00")  # last month: not
 
-    summary = costs.fleet_summary(now=NOW)
+    summary = selectors.fleet_summary(now=NOW)
 
     assert summary["counts"]["online"] == 1
     assert summary["counts"]["error"] == 1
@@ -131,7 +115,7 @@ def test_it_totals_ledger_rows_per_utc_day_for_the_chart(alice):
     bill(sprite, NOW - timedelta(days=1, hours=2), "0.05")
     bill(sprite, NOW - timedelta(days=45), "7.00")  # outside the window
 
-    days = costs.daily_costs(days=30, now=NOW)
+    days = selectors.daily_costs(days=30, now=NOW)
 
     assert len(days) == 30
     assert days[-1] == (NOW.date(), Decimal("0.30"))
@@ -487,7 +471,7 @@ def test_it_asks_for_confirmation_before_destroying(admin_client, online, emulat
     online.refresh_from_db()
     assert "Destroyed 1 sprite." in done
     assert online.status == "destroyed"
-    assert emulator.sprite(online.sprite_name) is None
+    assert not emulator.exists(online.sprite_name)
 
 
 def test_it_offers_no_actions_to_staff_who_may_only_view(client, alice):
@@ -545,26 +529,3 @@ def test_it_lists_heartbeat_runs_and_turns_by_sprite(admin_client, alice, bob):
     assert "host-one" in runs and "host-two" not in runs
     assert "Failed" in wakes and "&lt;i&gt;x&lt;/i&gt;" in wakes
     assert admin_client.get("/admin/heartbeat/heartbeatrun/add/").status_code == 403
-
-
-# --- bench_admin -------------------------------------------------------------------------------------
-
-
-def test_it_refuses_to_bench_on_a_database_that_is_not_scratch(monkeypatch):
-    monkeypatch.setitem(connection.settings_dict, "NAME", "clawdirector")
-
-    with pytest.raises(CommandError, match="scratch"):
-        call_command("bench_admin", "--sprites", "3")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_it_benches_the_changelist_and_prints_median_and_queries():
-    out = StringIO()
-
-    call_command("bench_admin", "--sprites", "40", "--days", "3", "--runs", "3", "--yes-wipe", stdout=out)
-
-    text = out.getvalue()
-    assert re.search(r"median [\d.]+ ms", text)
-    assert re.search(r"\d+ queries", text)
-    assert UserSprite.objects.count() == 40
-    assert json.loads(text.strip().splitlines()[-1])["sprites"] == 40

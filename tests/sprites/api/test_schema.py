@@ -6,7 +6,7 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from sprites import services
+from sprites import openclaw
 
 ACTION_CODES = {"200", "400", "401", "403", "404", "409", "413", "429", "502", "503"}
 EXPECTED = {
@@ -58,7 +58,7 @@ def test_it_gives_the_pairing_request_id_its_pattern(schema):
     # Without it a schema-driven client (or fuzzer) sends ids the view can only refuse.
     params = schema["paths"]["/api/sprites/{id}/devices/{request_id}/approve"]["post"]["parameters"]
     (request_id,) = [p for p in params if p["name"] == "request_id"]
-    assert request_id["schema"]["pattern"] == services.SAFE_REQUEST_ID.pattern
+    assert request_id["schema"]["pattern"] == openclaw.SAFE_REQUEST_ID.pattern
 
 
 def test_it_serves_the_docs_and_schema_without_a_cdn(client):

@@ -1,5 +1,5 @@
 """Services on an assigned sprite: start, stop, refresh, rotate, destroy, device pairing,
-dashboard links, events and metering. Sprites is mocked with `responses` at the HTTP edge, or
+dashboard links, events and billing. Sprites is mocked with `responses` at the HTTP edge, or
 is the emulator over HTTP where the OpenClaw CLI's answers matter."""
 
 import json
@@ -11,9 +11,10 @@ import responses
 from django.db import IntegrityError
 from django.utils import timezone
 
-from sprites import services
-from sprites.client import SpritesUnavailable
+from sprites import openclaw, services
+from sprites.client import SpriteNotFound, SpritesUnavailable
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
+from sprites.services.provisioning import DNS_LABEL
 
 API = "https://api.sprites.test/v1"
 SVC = f"{API}/sprites/claw-alice/services/openclaw-gateway"
@@ -67,13 +68,13 @@ def test_it_derives_who_acted(sprite, alice, staff):
     ],
 )
 def test_it_maps_the_vm_state_onto_the_status(status, vm_state, expected):
-    assert services.status_for_vm_state(status, vm_state) == expected
+    assert UserSprite.status_for_vm_state(status, vm_state) == expected
 
 
 def test_it_renders_the_openclaw_config_with_the_token_and_no_wildcard_origin(settings):
     settings.OPENCLAW_ALLOWED_ORIGINS = ["https://app.example.com", "*"]
     settings.OPENCLAW_GATEWAY_PORT = 8080
-    config = json.loads(services.render_config(token="t0k", sprite_url="https://claw-a-x1.sprites.app"))
+    config = json.loads(openclaw.render_config(token="t0k", sprite_url="https://claw-a-x1.sprites.app"))
     gateway = config["gateway"]
     assert gateway["mode"] == "local" and gateway["bind"] == "lan" and gateway["port"] == 8080
     assert gateway["auth"] == {"mode": "token", "token": "t0k"}
@@ -83,7 +84,7 @@ def test_it_renders_the_openclaw_config_with_the_token_and_no_wildcard_origin(se
 
 
 def test_it_defines_the_gateway_as_a_service_with_its_port_and_token(settings):
-    spec = services.gateway_service("secret-token")
+    spec = openclaw.gateway_service("secret-token")
     assert spec["cmd"].startswith("/")  # an env replaces PATH: absolute binary
     assert spec["http_port"] == settings.OPENCLAW_GATEWAY_PORT
     assert spec["env"]["OPENCLAW_GATEWAY_TOKEN"] == "secret-token"
@@ -91,13 +92,13 @@ def test_it_defines_the_gateway_as_a_service_with_its_port_and_token(settings):
 
 
 def test_it_makes_gateway_tokens_of_at_least_256_bits():
-    tokens = {services.new_gateway_token() for _ in range(50)}
+    tokens = {openclaw.new_gateway_token() for _ in range(50)}
     assert len(tokens) == 50
     assert all(len(t) >= 43 for t in tokens)  # 43 url-safe base64 chars = 256 bits
 
 
 def test_it_makes_dns_safe_sprite_names_and_refuses_a_bad_prefix(settings):
-    assert services.DNS_LABEL.match(services.new_sprite_name())
+    assert DNS_LABEL.match(services.new_sprite_name())
     settings.SPRITE_NAME_PREFIX = "Claw_"
     with pytest.raises(ValueError, match="SPRITE_NAME_PREFIX"):
         services.new_sprite_name()
@@ -198,7 +199,7 @@ def test_it_refreshes_the_status_from_the_vm_state(sprite, vm_state, status):
 @responses.activate
 def test_it_records_a_sprite_that_vanished_on_refresh(sprite):
     responses.get(f"{API}/sprites/claw-alice", status=404, json={"error": "sprite not found"})
-    with pytest.raises(services.SpriteNotFound):
+    with pytest.raises(SpriteNotFound):
         services.refresh_status(sprite=sprite)
     sprite.refresh_from_db()
     assert sprite.vm_state == "" and "Not found" in sprite.last_error
@@ -283,7 +284,7 @@ def test_it_lists_and_approves_a_browser_pairing_request(online, emulator, alice
 
     approved = services.approve_pairing_request(sprite=online, request_id=request["requestId"], actor=alice)
     assert approved["deviceId"] == request["deviceId"]
-    assert request["deviceId"] in emulator.sprite(online.sprite_name).paired
+    assert request["deviceId"] in emulator.paired_device_ids(online.sprite_name)
     assert services.list_pairing_requests(sprite=online) == []
     assert online.events.filter(action="approve_device", outcome="ok").exists()
 
@@ -342,4 +343,4 @@ def test_it_resumes_set_ups_stuck_in_provisioning(db, emulator):
     fresh.refresh_from_db()
     assert stuck.status == "ready" and stuck.golden_checkpoint_id
     assert fresh.status == "provisioning"  # somebody is still working on it
-    assert emulator.sprite("claw-fresh") is None
+    assert not emulator.exists("claw-fresh")

@@ -1,0 +1,69 @@
+"""The layout is the design: one room per role, arrows one way (docs/architecture.md)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imports_of(room: str) -> dict[str, set[str]]:
+    """Every module each file of `room` imports (absolute names; relative ones resolved)."""
+    found = {}
+    for path in (ROOT / room).rglob("*.py"):
+        package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    names.add(f"{base}.{node.module}" if node.module else base)
+                else:
+                    names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{path}: {name}"
+        for path, names in imports_of(room).items()
+        for name in names
+        if name.split(".")[0] in forbidden
+    )
+
+
+def test_the_domain_imports_neither_the_heartbeat_nor_the_console():
+    assert offenders("sprites", ("heartbeat", "console", "devtools")) == []
+
+
+def test_the_heartbeat_does_not_import_the_console():
+    assert offenders("heartbeat", ("console", "devtools")) == []
+
+
+def test_the_console_does_not_import_the_dev_tools():
+    assert offenders("console", ("devtools",)) == []
+
+
+def test_the_emulator_imports_nothing_of_ours_and_no_django():
+    ours = ("clawdirector", "sprites", "heartbeat", "console", "devtools", "django", "rest_framework")
+    assert offenders("sprites_emulator", ours) == []
+
+
+def test_only_the_client_and_the_services_name_the_client():
+    users = set()
+    for room in ("clawdirector", "sprites", "heartbeat", "console", "devtools"):
+        for path in (ROOT / room).rglob("*.py"):
+            text = path.read_text()
+            if "get_client" in text or "SpritesClient" in text:
+                users.add(path.relative_to(ROOT).parts[:2])
+    assert users <= {("sprites", "client"), ("sprites", "services")}
+
+
+def test_only_the_client_speaks_http():
+    speakers = {
+        path for path, names in imports_of("sprites").items()
+        if any(name.split(".")[0] in ("requests", "urllib3", "httpx") for name in names)
+    }
+    assert speakers and all(path.startswith("sprites/client/") for path in speakers)
