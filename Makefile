@@ -32,7 +32,7 @@ run: install
 	@mkdir -p .run
 	@if [ -z "$$SPRITES_API_TOKEN" ]; then \
 	  echo "==> Starting the Sprites emulator on 127.0.0.1:$(EMULATOR_PORT) (no SPRITES_API_TOKEN set)"; \
-	  $(PY) manage.py sprites_emulator --port $(EMULATOR_PORT) > .run/emulator.log 2>&1 & echo $$! > .run/emulator.pid; \
+	  $(PY) -m sprites_emulator --port $(EMULATOR_PORT) > .run/emulator.log 2>&1 & echo $$! > .run/emulator.pid; \
 	  $(PY) scripts/wait_for.py http://127.0.0.1:$(EMULATOR_PORT)/_emulator/state; \
 	  $(PY) manage.py bootstrap_demo; \
 	fi
@@ -41,7 +41,7 @@ run: install
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 emulator: install
-	$(PY) manage.py sprites_emulator --port $(EMULATOR_PORT)
+	$(PY) -m sprites_emulator --port $(EMULATOR_PORT)
 
 # The whole suite on a real PostgreSQL server that this target starts and stops.
 test: install
@@ -58,7 +58,7 @@ test-sqlite: install
 # the emulator in-process. Bench-only secrets: DEBUG stays off, as in production.
 BENCH_ENV = SECRET_KEY=bench-only-secret-key-not-for-production-0123456789 \
 	SPRITES_API_TOKEN=bench-emulator CRON_SECRET=bench-only-cron-secret-0123456789abcdef \
-	ALLOWED_HOSTS=testserver,localhost SECURE_SSL_REDIRECT=0
+	ALLOWED_HOSTS=testserver,localhost SECURE_SSL_REDIRECT=0 DEVTOOLS=1
 bench: install
 	@URL=$$(scripts/pg.sh start) || exit 1; \
 	  trap 'scripts/pg.sh stop' EXIT; \
