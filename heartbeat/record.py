@@ -24,23 +24,27 @@ class Totals:
     llm: Decimal = Decimal("0")
 
 
-def flush(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str) -> Totals:
+def flush(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str,
+          retry_after: datetime | None) -> Totals:
     """Bill and record a batch of wakes in one transaction. Returns what it billed.
 
     `slot` keys the rows: the window, so a window bills one wake per sprite however often it is
-    re-run; None for a forced wake ("run now"), keyed by its own start instant."""
+    re-run; None for a forced wake ("run now"), keyed by its own start instant. A failed
+    sprite keeps its lease until `retry_after`."""
     if not results:
         return Totals()
-    return billing.retry_deadlocks(_flush_once, results, run=run, slot=slot, cause=cause)
+    return billing.retry_deadlocks(_flush_once, results, run=run, slot=slot, cause=cause, retry_after=retry_after)
 
 
-def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str) -> Totals:
+def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str,
+                retry_after: datetime | None) -> Totals:
     usages = {r.sprite_id: r.usages(cause=cause, slot=slot or r.started_at) for r in results}
     now = timezone.now()
     with transaction.atomic():
         written = {u.key for u in billing.record_usage([u for rows in usages.values() for u in rows])}
         UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.ok}, now)
-        UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.ok}, now)
+        UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.ok}, now,
+                                                     retry_after=retry_after)
         totals, wakes = Totals(), []
         for r in results:
             mine = [u for u in usages[r.sprite_id] if u.key in written]

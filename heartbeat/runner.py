@@ -4,6 +4,11 @@ Worker threads only run `sprites.services.run_turn` (HTTP); every query runs on 
 own thread. A chunk is claimed only when the queue is about to run dry, so a claimed sprite
 starts within about one turn and its lease outlives it. Results are written every
 `FLUSH_EVERY` wakes or `FLUSH_SECONDS`, so a killed sweep loses little.
+
+A sweep tries each sprite once. A scheduled sweep leaves a failed sprite leased until the
+next window (without that, a sprite that keeps failing would be re-claimed by the same sweep
+as soon as its batch is written, for ever); a forced sweep ("run now", given sprite ids,
+which ignores this window's heartbeat) claims only the ids it has not tried yet.
 """
 
 import logging
@@ -32,6 +37,7 @@ class Runner:
         self.buffer: list[WakeResult] = []
         self.errors: list[str] = []
         self.exhausted = False
+        self.tried: set[int] = set()
         self.last_flush = time.monotonic()
 
     def run_all(self) -> None:
@@ -53,8 +59,10 @@ class Runner:
         sprite waits long enough for its lease to matter. False once nothing is left to claim."""
         if self.exhausted or len(self.pending) > self.config.concurrency:
             return not self.exhausted
+        ids = self.ids if self.ids is None else [pk for pk in self.ids if pk not in self.tried]
         targets = claims.claim(limit=2 * self.config.concurrency - len(self.pending), window=self.window,
-                               lease=self.config.lease, force=self.force, sprite_ids=self.ids)
+                               lease=self.config.lease, force=self.force, sprite_ids=ids)
+        self.tried.update(target.pk for target in targets)
         self.exhausted = not targets
         self.run.due += len(targets)
         for target in targets:
@@ -76,7 +84,9 @@ class Runner:
 
     def _write(self) -> None:
         """Write the buffer; on failure it stays buffered (every write is idempotent)."""
-        totals = record.flush(self.buffer, run=self.run, slot=None if self.force else self.window, cause=self.cause)
+        next_window = None if self.force else self.window + self.config.interval
+        totals = record.flush(self.buffer, run=self.run, slot=None if self.force else self.window, cause=self.cause,
+                              retry_after=next_window)
         self.buffer = []
         self.run.billed_usd += totals.billed
         self.run.llm_usd += totals.llm

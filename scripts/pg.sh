@@ -66,10 +66,12 @@ stop() {
   fi
 }
 
+# A scratch database, empty every time: what one benchmark leaves (bench_admin keeps its
+# fleet for inspection) never skews the next run.
 createdb_() {
   BIN=$(find_bin)
-  as_pg "'$BIN/psql' -h 127.0.0.1 -p $PGPORT -U postgres -tAc \"SELECT 1 FROM pg_database WHERE datname='$1'\"" | grep -q 1 \
-    || as_pg "'$BIN/psql' -h 127.0.0.1 -p $PGPORT -U postgres -qc \"CREATE DATABASE $1 OWNER clawdirector\""
+  as_pg "'$BIN/psql' -h 127.0.0.1 -p $PGPORT -U postgres -qc \"DROP DATABASE IF EXISTS $1 WITH (FORCE)\""
+  as_pg "'$BIN/psql' -h 127.0.0.1 -p $PGPORT -U postgres -qc \"CREATE DATABASE $1 OWNER clawdirector\""
 }
 
 case "${1:-}" in

@@ -139,13 +139,15 @@ class SpriteQuerySet(models.QuerySet):
             updated_at=now,
         )
 
-    def record_heartbeat_failures(self, errors: dict[int, str], now: datetime) -> int:
-        """Turns that failed: the error goes on the row, the lease is released, and with no
-        new last_heartbeat the sprite is due again in the next window."""
+    def record_heartbeat_failures(self, errors: dict[int, str], now: datetime, *,
+                                  retry_after: datetime | None) -> int:
+        """Turns that failed: the error goes on the row and, with no new last_heartbeat, the
+        sprite is due again once its lease ends at `retry_after` (the next window, so no sweep
+        of this window tries it again; None releases it at once)."""
         if not errors:
             return 0
         return self.filter(pk__in=list(errors)).update(
-            heartbeat_lease_until=None,
+            heartbeat_lease_until=retry_after,
             last_error=Case(*[When(pk=pk, then=Value(f"{HEARTBEAT_ERROR_PREFIX}{error}"[:ERROR_CHARS]))
                               for pk, error in errors.items()], output_field=models.TextField()),
             last_error_at=now,

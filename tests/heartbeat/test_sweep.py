@@ -13,6 +13,7 @@ from django.utils import timezone
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
+from sprites.models.sprite import window_start
 from sprites.openclaw import turn_cost
 from tests.conftest import API, make_sprite
 
@@ -87,7 +88,7 @@ def test_it_records_one_failure_and_goes_on(mocked):
     b_sprite = UserSprite.objects.get(sprite_name="b")
     assert b_sprite.last_heartbeat is None  # due again next window
     assert b_sprite.last_error.startswith("heartbeat: exit 1")
-    assert b_sprite.heartbeat_lease_until is None
+    assert b_sprite.heartbeat_lease_until == window_start(timezone.now(), timedelta(minutes=15)) + timedelta(minutes=15)
     assert "b: failed: exit 1" in run.error_summary
 
 
@@ -284,3 +285,38 @@ def test_it_prunes_wake_records_past_their_retention(mocked, settings):
 
     assert HeartbeatWake.objects.count() == 2  # the 6-day-old one and today's
     assert not HeartbeatWake.objects.filter(started_at__lt=timezone.now() - timedelta(days=7)).exists()
+
+
+@time_machine.travel(NOW, tick=True)
+def test_it_tries_a_failing_sprite_once_per_window_however_often_it_writes(mocked, monkeypatch):
+    """A sprite that keeps failing (here: gone at the provider) is not re-claimed by the same
+    sweep once its batch is written, nor by a second sweep of the window; the next window
+    tries it again."""
+    from heartbeat import runner
+
+    monkeypatch.setattr(runner, "FLUSH_EVERY", 1)  # a write after every wake
+    make_sprite("ghost")
+    for i in range(4):
+        make_sprite(f"fine{i}")
+    calls = answer_exec(mocked, {"ghost": exec_body(b"Not found", exit_code=1)}, delay=0.01)
+
+    first = run_sweep(concurrency=1)
+    again = run_sweep(concurrency=1)
+
+    assert calls.count("ghost") == 1
+    assert (first.woke, first.failed) == (4, 1) and (again.woke, again.failed) == (0, 0)
+    with time_machine.travel(timezone.now() + timedelta(minutes=15), tick=True):
+        assert run_sweep(concurrency=1).failed == 1
+    assert calls.count("ghost") == 2
+
+
+def test_a_forced_run_wakes_each_given_sprite_once(mocked, monkeypatch):
+    from heartbeat import runner
+
+    monkeypatch.setattr(runner, "FLUSH_EVERY", 1)
+    sprites = [make_sprite(f"s{i}") for i in range(3)]
+    calls = answer_exec(mocked, {"s1": exec_body(b"", exit_code=1)})
+
+    run = run_sweep(trigger="staff", sprite_ids=[s.pk for s in sprites], force=True, concurrency=1)
+
+    assert sorted(calls) == ["s0", "s1", "s2"] and (run.woke, run.failed) == (2, 1)
