@@ -47,3 +47,28 @@ def check_production_secrets(app_configs=None, **kwargs):
             Warning("CRON_SECRET is shorter than 32 characters.", id="clawdirector.W001")
         )
     return errors
+
+
+@register()
+def check_openclaw_pins(app_configs=None, **kwargs):
+    """The pinned Node must satisfy the pinned OpenClaw's declared engines (shipped in
+    sprites/openclaw/engines.json: no network at check time). On a Node below the range
+    `openclaw --version` still works and `openclaw gateway` exits 1, so set-up would pass and
+    no gateway would ever start."""
+    from sprites import openclaw
+
+    engines = openclaw.node_engines()
+    if engines is None:
+        return [Warning(
+            f"OPENCLAW_VERSION {settings.OPENCLAW_VERSION} has no engines range in sprites/openclaw/engines.json.",
+            hint="Add it from `npm view openclaw@<version> engines`, then run make test-openclaw.",
+            id="clawdirector.W002",
+        )]
+    if not openclaw.satisfies(settings.OPENCLAW_NODE_VERSION, engines):
+        return [Error(
+            f"OPENCLAW_NODE_VERSION {settings.OPENCLAW_NODE_VERSION} does not satisfy OpenClaw "
+            f"{settings.OPENCLAW_VERSION}'s engines.node ({engines}).",
+            hint="Pin a Node inside that range (the gateway exits 1 on one outside it).",
+            id="clawdirector.E005",
+        )]
+    return []

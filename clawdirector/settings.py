@@ -184,11 +184,17 @@ SPRITE_NETWORK_ALLOW = env.list(
 GATEWAY_TOKEN_ENCRYPTION_KEY = env.str("GATEWAY_TOKEN_ENCRYPTION_KEY", default="")
 
 # --- OpenClaw (pinned; see ../shared/openclaw.md and sprites/openclaw/) -----------------------
-OPENCLAW_VERSION = env.str("OPENCLAW_VERSION", default="2026.9.14")
-OPENCLAW_NODE_VERSION = env.str("OPENCLAW_NODE_VERSION", default="24.15.0")
+# A release npm serves, and a Node inside its declared engines (sprites/openclaw/engines.json
+# ships the range; check clawdirector.E005 compares them, with no network).
+OPENCLAW_VERSION = env.str("OPENCLAW_VERSION", default="2026.9.6")
+OPENCLAW_NODE_VERSION = env.str("OPENCLAW_NODE_VERSION", default="24.22.3")
 OPENCLAW_GATEWAY_PORT = env.int("OPENCLAW_GATEWAY_PORT", default=8080)
 OPENCLAW_AGENT_ID = env.str("OPENCLAW_AGENT_ID", default="main")
 OPENCLAW_ALLOWED_ORIGINS = env.list("OPENCLAW_ALLOWED_ORIGINS", default=[])
+# gateway.trustedProxies: addresses (IP or CIDR) whose X-Forwarded-For the gateway believes.
+# The sprite URL reaches the gateway through the Sprites router from loopback; without this
+# every proxied request gets 403 proxy_attribution_required (openclaw.md).
+OPENCLAW_TRUSTED_PROXIES = env.list("OPENCLAW_TRUSTED_PROXIES", default=["127.0.0.1/32", "::1/128"])
 
 # --- Heartbeat and metering -----------------------------------------------------------------
 CRON_SECRET = env.str("CRON_SECRET", default="")

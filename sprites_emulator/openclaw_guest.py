@@ -194,8 +194,9 @@ class Simulator:
         if request_id is None:
             self.err("No pending device pairing requests to approve\n")
             return 1
-        if device is None:  # the words of OpenClaw's own CLI (src/cli/devices-cli.ts)
-            self.err("unknown requestId\n")
+        if device is None:  # the words of the real 2026.9.6 CLI (openclaw.md)
+            self.err(f"No pending device request matches {request_id}. "
+                     "Run openclaw devices list and retry with a current request id.\n")
             return 1
         if as_json:
             self.out(json.dumps({"requestId": request_id, "device": device}, indent=2) + "\n")
@@ -218,11 +219,23 @@ class Simulator:
         return device
 
     def dashboard(self) -> int:
-        """A single-use Control UI link; the token rides in the URL fragment, never a query."""
+        """`dashboard --json` as the real 2026.9.6 prints it (openclaw.md): `url` carries the
+        shared token in its fragment; `browserUrl` points at loopback with a single-use,
+        10-minute bootstrap token, and its expiry is `browserBootstrapExpiresAtMs`."""
         now_ms = int(self.state.wall(self.state.now()) * 1000)
+        gateway = self.sprite.gateway()
+        port = (gateway.http_port if gateway is not None else None) or 8080
+        local = f"http://127.0.0.1:{port}/"
         self.out(json.dumps({
-            "browserUrl": f"{self.state.sprite_url(self.sprite.name)}/#token={secrets.token_urlsafe(32)}",
-            "expiresAtMs": now_ms + 10 * 60 * 1000,
+            "ok": True,
+            "url": f"{local}#token={secrets.token_urlsafe(32)}",
+            "httpUrl": local,
+            "wsUrl": f"ws://127.0.0.1:{port}/",
+            "port": port,
+            "tokenIncluded": True,
+            "browserUrl": (f"{local}#bootstrapToken={secrets.token_urlsafe(24)}&bootstrapProfile=owner"
+                           f"&gatewayUrl=ws%3A%2F%2F127.0.0.1%3A{port}"),
+            "browserBootstrapExpiresAtMs": now_ms + 10 * 60 * 1000,
         }) + "\n")
         return 0
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -87,6 +87,7 @@ def render_config(*, token: str, sprite_url: str) -> bytes:
         parts = urlsplit(sprite_url)
         origins.append(f"{parts.scheme}://{parts.netloc}")
     gateway["controlUi"]["allowedOrigins"] = list(dict.fromkeys(origins))
+    gateway["trustedProxies"] = [p for p in settings.OPENCLAW_TRUSTED_PROXIES if p]
     return (json.dumps(config, indent=2) + "\n").encode()
 
 
@@ -222,8 +223,10 @@ def parse_devices(text: str) -> list[dict]:
 
 
 def approve_not_found(output: str) -> bool:
-    """Did `devices approve` fail because no pending request has that id?"""
-    return "unknown requestid" in output.lower()
+    """Did `devices approve` fail because no pending request has that id? 2026.9.6 says
+    "No pending device request matches <id>" on stderr; older releases "unknown requestId"."""
+    text = output.lower()
+    return "no pending device request matches" in text or "unknown requestid" in text
 
 
 def parse_approved(text: str, request_id: str) -> dict:
@@ -241,21 +244,67 @@ class DashboardLink:
     expires_at: datetime | None
 
 
-def parse_dashboard(text: str) -> DashboardLink:
-    """The single-use browser link from `dashboard --json`."""
+def parse_dashboard(text: str, *, sprite_url: str) -> DashboardLink:
+    """The single-use browser link from `dashboard --json`, pointed at the sprite's public URL.
+
+    OpenClaw's `browserUrl` always points at loopback (`http://127.0.0.1:<port>/#bootstrapToken=
+    …&gatewayUrl=ws%3A…`): its origin becomes the sprite URL's and the fragment's `gatewayUrl`
+    the sprite's wss:// URL; the single-use bootstrap token is kept. The `url` field (which
+    carries the shared gateway token) is never read."""
     data = _json_in(text)
     if data is None:
         raise UnreadableOutput("openclaw dashboard answered something that is not JSON")
-    url = data.get("browserUrl") if isinstance(data, dict) else None
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+    browser_url = data.get("browserUrl") if isinstance(data, dict) else None
+    if not isinstance(browser_url, str) or not browser_url.startswith(("https://", "http://")):
         raise UnreadableOutput("openclaw dashboard answered no browser URL")
-    expires_ms = data.get("expiresAtMs")
+    expires_ms = data.get("browserBootstrapExpiresAtMs", data.get("expiresAtMs"))
     expires_at = None
-    if isinstance(expires_ms, (int, float)):
+    if isinstance(expires_ms, (int, float)) and not isinstance(expires_ms, bool):
         expires_at = datetime.fromtimestamp(expires_ms / 1000, tz=dt_timezone.utc)
-    return DashboardLink(url=url, expires_at=expires_at)
+    return DashboardLink(url=public_link(browser_url, sprite_url), expires_at=expires_at)
+
+
+def public_link(browser_url: str, sprite_url: str) -> str:
+    """`browser_url` re-homed on the sprite's public origin, with `gatewayUrl` in its fragment
+    set to the sprite's WebSocket URL (https → wss). Without a sprite URL it is returned as is."""
+    if not sprite_url:
+        return browser_url
+    public = urlsplit(sprite_url)
+    link = urlsplit(browser_url)
+    fragment = parse_qsl(link.fragment, keep_blank_values=True)
+    ws_scheme = {"https": "wss", "http": "ws"}.get(public.scheme, public.scheme)
+    base = public.path.rstrip("/")
+    gateway = urlunsplit((ws_scheme, public.netloc, base + "/", "", ""))
+    fragment = [(k, gateway if k == "gatewayUrl" else v) for k, v in fragment]
+    path = base + (link.path or "/")
+    return urlunsplit((public.scheme, public.netloc, path, link.query, urlencode(fragment, safe="")))
 
 
 def new_gateway_token() -> str:
     """384 bits from `secrets`, URL-safe: full admin of one user's gateway."""
     return secrets.token_urlsafe(48)
+
+
+def node_engines(version: str | None = None) -> str | None:
+    """The `engines.node` range the given (default: pinned) OpenClaw release declares, as
+    shipped in engines.json beside this module; None for a release it does not list."""
+    ranges = json.loads((ASSETS / "engines.json").read_text())
+    return ranges.get(version or settings.OPENCLAW_VERSION)
+
+
+def _version_tuple(text: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+def satisfies(version: str, engines: str) -> bool:
+    """Does `version` satisfy an npm range made of `||` alternatives of space-separated
+    comparators (>=, <=, >, <, =, or a bare version)? Enough for `engines.node`."""
+    have = _version_tuple(version)
+    compare = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+               "<": lambda a, b: a < b, "=": lambda a, b: a == b}
+    for alternative in engines.split("||"):
+        comparators = re.findall(r"(>=|<=|>|<|=)?\s*v?(\d+(?:\.\d+){0,2})", alternative)
+        if comparators and all(compare[op or "="](have, _version_tuple(v)) for op, v in comparators):
+            return True
+    return False

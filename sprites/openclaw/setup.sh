@@ -7,7 +7,7 @@
 # inject shell. Idempotent: a re-run after a failure skips what is already installed.
 #
 # Why by hand: sprites have shipped an older Node (22.20 under nvm, npm's global bin not on
-# PATH) and OpenClaw needs 22.22.3+, 24.15+ or 25.9+. Everything is called by absolute path
+# PATH) and OpenClaw 2026.9.6 needs Node >=24.16.0 <25 || >=26.1.0 (the settings check it). Everything is called by absolute path
 # because a Sprites exec or service given an `env` loses the default PATH.
 set -euo pipefail
 
@@ -36,7 +36,9 @@ if [ "$("$PREFIX/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]
     --exclude='*/CHANGELOG.md' --exclude='*/README.md' --exclude='*/LICENSE'
 fi
 
-if [ "$("$PREFIX/bin/openclaw" --version 2>/dev/null || true)" != "$OPENCLAW_VERSION" ]; then
+# `openclaw --version` prints "OpenClaw 2026.9.6 (<commit>)": compare the version in it.
+installed="$("$PREFIX/bin/openclaw" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)"
+if [ "$installed" != "$OPENCLAW_VERSION" ]; then
   echo "==> Installing openclaw@$OPENCLAW_VERSION"
   $SUDO "$PREFIX/bin/npm" install --global --prefix "$PREFIX" --no-fund --no-audit \
     "openclaw@$OPENCLAW_VERSION"

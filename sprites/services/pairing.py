@@ -74,6 +74,6 @@ def create_dashboard_link(*, sprite: UserSprite, actor=None) -> dict:
     t0 = time.monotonic()
     result = _run_cli(sprite, openclaw.dashboard_argv(), action="dashboard_link",
                       verb="make a dashboard link for", actor=actor)
-    link = _parsed(openclaw.parse_dashboard, result.text)
+    link = _parsed(lambda text: openclaw.parse_dashboard(text, sprite_url=sprite.sprite_url), result.text)
     log_event(sprite=sprite, action="dashboard_link", actor=actor, duration_ms=ms_since(t0))
     return {"url": link.url, "expires_at": link.expires_at}

@@ -30,7 +30,7 @@ def test_it_handles_device_pairing(emu):
     assert listing["pending"] == [] and listing["paired"][0]["deviceId"] == pending["deviceId"]
 
     code, _, err = api.run("pair", "openclaw", "devices", "approve", "no-such-request")
-    assert code == 1 and err == b"unknown requestId\n"
+    assert code == 1 and err.startswith(b"No pending device request matches no-such-request.")
     missing = requests.post(f"{emu.url}/_emulator/sprites/ghost/pairing-request", timeout=5)
     assert missing.status_code == 404
 
@@ -40,9 +40,13 @@ def test_it_mints_single_use_dashboard_links(emu):
     url = api.create("dash")["url"]
     first = json.loads(api.run("dash", "openclaw", "dashboard", "--json")[1])
     second = json.loads(api.run("dash", "openclaw", "dashboard", "--json")[1])
-    assert first["browserUrl"].startswith(f"{url}/#token=")
+    # The real 2026.9.6 shape (openclaw.md): loopback links, the expiry under its own name.
+    assert set(first) == {"ok", "url", "httpUrl", "wsUrl", "port", "tokenIncluded", "browserUrl",
+                          "browserBootstrapExpiresAtMs"}
+    assert first["browserUrl"].startswith("http://127.0.0.1:") and "#bootstrapToken=" in first["browserUrl"]
     assert first["browserUrl"] != second["browserUrl"]
-    assert first["expiresAtMs"] == pytest.approx(time.time() * 1000 + 600_000, abs=5_000)
+    assert first["browserBootstrapExpiresAtMs"] == pytest.approx(time.time() * 1000 + 600_000, abs=5_000)
+    assert url  # the emulator's sprite URL; ClawDirector rewrites the link onto it
 
 
 def test_it_runs_the_setup_script(emu):

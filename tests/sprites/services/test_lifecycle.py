@@ -306,8 +306,10 @@ def test_it_refuses_an_unsafe_request_id_before_any_exec(sprite, alice, bad):
 
 def test_it_gets_a_single_use_dashboard_link(online, alice):
     link = services.create_dashboard_link(sprite=online, actor=alice)
-    assert link["url"].startswith(online.sprite_url)
-    assert "#token=" in link["url"]  # in the fragment, never a query string
+    # Re-homed from the gateway's loopback onto the sprite's URL; the single-use bootstrap
+    # token rides in the fragment, never a query string, and the shared token never at all.
+    assert link["url"].startswith(online.sprite_url + "/#bootstrapToken=")
+    assert "gatewayUrl=ws%3A%2F%2F127.0.0.1" in link["url"] and "#token=" not in link["url"]
     assert link["expires_at"] > timezone.now() + timedelta(minutes=9)
 
 
