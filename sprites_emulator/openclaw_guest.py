@@ -116,31 +116,36 @@ class Simulator:
             return 1
         self._sleep(seconds)
         code = behavior.get("heartbeat_exit_code", 0)
+        run_id = str(uuid.uuid4())
+        if code:  # the real 2026.9.6 failure: JSON on stdout, the CLI's reason on stderr
+            message = "Agent turn failed (emulated)"
+            self.out(json.dumps({"ok": False, "runId": run_id, "origin": "gateway",
+                                 "error": {"type": "cli_error", "message": message}}, indent=2) + "\n")
+            self.err(f"[openclaw] The CLI command failed.\n[openclaw] Reason: {message}\n")
+            return code & 0xFF
         cost = behavior.get("heartbeat_cost_usd", DEFAULT_HEARTBEAT_COST_USD)
-        text = "HEARTBEAT_OK" if code == 0 else "Agent turn failed (emulated)"
-        meta = {
-            "durationMs": int((time.monotonic() - started) * 1000),
-            "agentMeta": {
-                "sessionId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.sprite.id)),
-                "provider": "anthropic",
-                "model": "claude-sonnet-4-5",
-                "costUsd": cost,
-                "usage": {"input": 1843, "output": 12, "cacheRead": 0, "cacheWrite": 0, "total": 1855},
+        usage = {"input": 1843, "output": 12, "cacheRead": 0, "cacheWrite": 0, "total": 1855, "cost": {"total": cost}}
+        # The shape of the real 2026.9.6 output run through the gateway (its fields ClawDirector
+        # reads, and nothing the real one lacks): the cost is at result.meta.agentMeta.costUsd.
+        self.out(json.dumps({
+            "runId": run_id,
+            "status": "ok",
+            "summary": "completed",
+            "result": {
+                "payloads": [{"text": "HEARTBEAT_OK", "mediaUrl": None}],
+                "meta": {
+                    "durationMs": int((time.monotonic() - started) * 1000),
+                    "agentMeta": {
+                        "sessionId": str(uuid.uuid5(uuid.NAMESPACE_URL, self.sprite.id)),
+                        "provider": "clawdirector",
+                        "model": "emulated-model",
+                        "usage": usage,
+                        "costUsd": cost,
+                    },
+                },
             },
-        }
-        # Through the gateway, OpenClaw nests meta under result; ClawDirector's docs read it at
-        # the top level. Both are given so either reading works.
-        payload = {
-            "runId": str(uuid.uuid4()),
-            "status": "ok" if code == 0 else "error",
-            "summary": text,
-            "result": {"payloads": [{"text": text}], "meta": meta},
-            "meta": meta,
-        }
-        self.out(json.dumps(payload, indent=2) + "\n")
-        if code:
-            self.err("Error: agent turn failed (emulated)\n")
-        return code & 0xFF
+        }, indent=2) + "\n")
+        return 0
 
     def setup(self) -> int:
         self.out("==> Installing Node.js 24 (emulated: nothing runs on the host)\n")

@@ -36,10 +36,11 @@ HEARTBEAT_PROMPT_PATH = f"{SPRITE_HOME}/.openclaw/heartbeat.md"
 OPENCLAW_BIN = "/usr/local/bin/openclaw"
 GATEWAY_SERVICE = "openclaw-gateway"
 SETUP_TIMEOUT_SECONDS = 900
-STARTUP_WAIT_SECONDS = 90
-# Service create/start answer with a log stream held open this long. Short, because
-# provisioning has a latency budget; a crash on start (exit 78 = invalid config) usually
-# shows inside it, and the gateway's health is checked separately at set-up.
+# Service create/start answer with a log stream held open this long: a gateway that exits on
+# start (78 = invalid config) shows in it as an exit event with OpenClaw's own message. On the
+# user's path (provisioning from the pool, start, rotate) it is short, for latency: the same
+# config was proven at set-up. At set-up, off the user's path, it is sized from the measured
+# failure (OPENCLAW_FAILURE_WINDOW_SECONDS; see settings).
 SERVICE_STREAM_DURATION = "500ms"
 # timeout(1), which bounds the heartbeat turn: 124 on TERM, 137 after -k KILL.
 TIMEOUT_EXIT_CODES = (124, 137)
@@ -51,15 +52,17 @@ PAIRING_FIELDS = (
     "requestId", "deviceId", "displayName", "platform", "clientId", "clientMode", "role", "roles",
     "scopes", "remoteIp", "ts",
 )
-# One agent turn that blocks until done; from a cold sprite it first waits (at most 20 s) for
-# the gateway's /startupz. `timeout` bounds the whole: 20 s + the agent's own 120 s stay
-# inside the default 150 s. HEARTBEAT_COMMAND (settings) replaces it when set.
+# One agent turn that blocks until done; from a cold sprite it first waits (at most {wait} s,
+# OPENCLAW_STARTUP_WAIT_SECONDS) for the gateway's /startupz. `timeout` bounds the whole: the
+# wait + the agent's own 120 s stay inside HEARTBEAT_TIMEOUT_SECONDS (a system check holds
+# that). HEARTBEAT_COMMAND (settings) replaces it when set.
+AGENT_TURN_TIMEOUT_SECONDS = 120
 DEFAULT_HEARTBEAT_COMMAND = (
     "timeout -k 10 {timeout} sh -c '"
-    "for i in $(seq 1 20); do "
+    "for i in $(seq 1 {wait}); do "
     "/usr/bin/curl -fsS -o /dev/null http://127.0.0.1:{port}/startupz && break; sleep 1; done; "
     f"exec {OPENCLAW_BIN} agent --agent \"$0\" "
-    f"--message-file {HEARTBEAT_PROMPT_PATH} --timeout 120 --json' {{agent}}"
+    f"--message-file {HEARTBEAT_PROMPT_PATH} --timeout {AGENT_TURN_TIMEOUT_SECONDS} --json' {{agent}}"
 )
 
 
@@ -116,13 +119,23 @@ def setup_argv() -> list[str]:
     return ["bash", "-c", script, "clawdirector-setup", settings.OPENCLAW_NODE_VERSION, settings.OPENCLAW_VERSION]
 
 
+def setup_failure_window() -> str:
+    """The service stream's duration at set-up: long enough to see an invalid config exit."""
+    return f"{settings.OPENCLAW_FAILURE_WINDOW_SECONDS:g}s"
+
+
+def startup_wait_seconds() -> int:
+    return settings.OPENCLAW_STARTUP_WAIT_SECONDS
+
+
 def startup_wait_argv() -> list[str]:
-    """Wait (at most STARTUP_WAIT_SECONDS) for the gateway's /startupz; exit 1 if it never came."""
+    """Wait (at most OPENCLAW_STARTUP_WAIT_SECONDS) for the gateway's /startupz; exit 1 if it
+    never came."""
     wait = (
-        f"for i in $(seq 1 {STARTUP_WAIT_SECONDS}); do "
+        "for i in $(seq 1 $2); do "
         "/usr/bin/curl -fsS -o /dev/null http://127.0.0.1:$1/startupz && exit 0; sleep 1; done; exit 1"
     )
-    return ["bash", "-c", wait, "clawdirector-wait", str(settings.OPENCLAW_GATEWAY_PORT)]
+    return ["bash", "-c", wait, "clawdirector-wait", str(settings.OPENCLAW_GATEWAY_PORT), str(startup_wait_seconds())]
 
 
 def heartbeat_command(*, timeout: int) -> str:
@@ -131,12 +144,13 @@ def heartbeat_command(*, timeout: int) -> str:
     template = settings.HEARTBEAT_COMMAND or DEFAULT_HEARTBEAT_COMMAND
     try:
         command = template.format(
-            timeout=timeout, agent=shlex.quote(settings.OPENCLAW_AGENT_ID), port=settings.OPENCLAW_GATEWAY_PORT
+            timeout=timeout, agent=shlex.quote(settings.OPENCLAW_AGENT_ID), port=settings.OPENCLAW_GATEWAY_PORT,
+            wait=startup_wait_seconds(),
         )
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
             f"HEARTBEAT_COMMAND is not a valid template ({exc!r}); the only placeholders are "
-            "{timeout}, {agent} and {port} (double other braces)."
+            "{timeout}, {agent}, {port} and {wait} (double other braces)."
         ) from exc
     if not command.strip():
         raise ValueError("HEARTBEAT_COMMAND is empty.")
@@ -209,6 +223,33 @@ def turn_cost(stdout: str) -> Decimal | None:
 
 def turn_timed_out(exit_code: int | None) -> bool:
     return exit_code in TIMEOUT_EXIT_CODES
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What one `openclaw agent --json` turn says about itself."""
+
+    ok: bool
+    timed_out: bool
+    cost_usd: Decimal | None
+    error: str  # OpenClaw's own message for a failed turn, else ""
+
+
+def parse_turn(exit_code: int, stdout: str, stderr: str = "") -> Turn:
+    """Exit 0 = completed; 124/137 = `timeout` stopped it; anything else failed, with the
+    message of the `{"ok": false, "error": {"type", "message"}}` it prints on stdout (else the
+    last non-empty line of its output). A failed turn may still report a cost: keep it."""
+    cost = turn_cost(stdout)
+    if exit_code == 0:
+        return Turn(ok=True, timed_out=False, cost_usd=cost, error="")
+    data = _json_in(stdout)
+    message = ""
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        message = str(data["error"].get("message") or data["error"].get("type") or "")
+    if not message:
+        lines = [line for line in f"{stdout}\n{stderr}".splitlines() if line.strip()]
+        message = lines[-1] if lines else ""
+    return Turn(ok=False, timed_out=turn_timed_out(exit_code), cost_usd=cost, error=message.strip())
 
 
 def parse_devices(text: str) -> list[dict]:

@@ -30,11 +30,26 @@ class GatewayFailed(SpritesError):
 
 
 def check_stream(events: list[StreamEvent], what: str) -> None:
-    """Service streams report a failed start as events, not as an HTTP error."""
+    """Service streams report a failed start as events, not as an HTTP error. An exit is
+    reported with the process's own reason from its stderr (for OpenClaw: `Gateway failed to
+    start: Invalid config … Unrecognized key …`), so staff see why, not just a code."""
+    said: list[str] = []
     for event in events:
+        if event.type == "stderr" and event.data:
+            said += [line.strip() for line in str(event.data).splitlines() if line.strip()]
         if event.type == "error" or (event.type == "exit" and event.exit_code):
             detail = event.error or event.data or f"exit code {event.exit_code}"
-            raise GatewayFailed(f"{what} failed: {detail}"[:300], code="gateway_failed")
+            if said:
+                detail = f"{detail}: {' / '.join(_reason(said))}"
+            raise GatewayFailed(f"{what} failed: {detail}"[:500], code="gateway_failed")
+
+
+def _reason(lines: list[str]) -> list[str]:
+    """The first line that says what failed and the two after it, else the last three."""
+    for i, line in enumerate(lines):
+        if any(word in line.lower() for word in ("fail", "error", "invalid")):
+            return lines[i:i + 3]
+    return lines[-3:]
 
 
 def check_exec(result: ExecResult, what: str) -> None:

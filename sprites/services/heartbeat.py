@@ -101,14 +101,12 @@ def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float)
     result.reached = True
     result.exit_code = ran.exit_code
     result.output_tail = clean_text(ran.tail(OUTPUT_TAIL_CHARS * 2), OUTPUT_TAIL_CHARS)
-    # A turn that failed may still have spent tokens: keep what it reports either way.
-    result.llm_usd = openclaw.turn_cost(ran.text)
-    if ran.exit_code == 0:
+    turn = openclaw.parse_turn(ran.exit_code, ran.text, ran.stderr.decode("utf-8", "replace"))
+    result.llm_usd = turn.cost_usd  # a failed turn may still have spent tokens: keep it
+    if turn.ok:
         result.outcome = Outcome.OK
         return result
-    timed_out = openclaw.turn_timed_out(ran.exit_code)
-    result.outcome = Outcome.TIMEOUT if timed_out else Outcome.FAILED
-    last_line = next((line for line in reversed(result.output_tail.splitlines()) if line.strip()), "")
-    reason = f"timed out after {timeout}s" if timed_out else "failed"
-    result.error = clean_text(f"exit {ran.exit_code} ({reason}): {last_line}".rstrip(": "), ERROR_CHARS)
+    result.outcome = Outcome.TIMEOUT if turn.timed_out else Outcome.FAILED
+    reason = f"timed out after {timeout}s" if turn.timed_out else "failed"
+    result.error = clean_text(f"exit {ran.exit_code} ({reason}): {turn.error}".rstrip(": "), ERROR_CHARS)
     return result

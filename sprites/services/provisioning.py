@@ -162,9 +162,9 @@ def _install(row: UserSprite) -> None:
     result = client.exec(name, openclaw.setup_argv(), timeout=openclaw.SETUP_TIMEOUT_SECONDS)
     check_exec(result, "OpenClaw set-up script")
     row.save(update_fields=["updated_at"])
-    check_stream(client.put_service(name, openclaw.GATEWAY_SERVICE, **openclaw.gateway_service(setup_token)),
-                 "Starting the gateway service")
-    result = client.exec(name, openclaw.startup_wait_argv(), timeout=openclaw.STARTUP_WAIT_SECONDS + 30)
+    service = {**openclaw.gateway_service(setup_token), "duration": openclaw.setup_failure_window()}
+    check_stream(client.put_service(name, openclaw.GATEWAY_SERVICE, **service), "Starting the gateway service")
+    result = client.exec(name, openclaw.startup_wait_argv(), timeout=openclaw.startup_wait_seconds() + 30)
     check_exec(result, "Waiting for the gateway's /startupz")
     # Everything not allowed is denied (a compromised gateway reaches only these).
     rules = [{"domain": d, "action": "allow"} for d in settings.SPRITE_NETWORK_ALLOW]

@@ -104,7 +104,7 @@ def test_it_records_a_timeout_as_a_failure(mocked):
     slow = HeartbeatWake.objects.get(sprite__sprite_name="slow")
     assert slow.outcome == "timeout" and "no answer within" in slow.error
     killed = HeartbeatWake.objects.get(sprite__sprite_name="killed")
-    assert killed.outcome == "timeout" and killed.error.startswith("exit 124 (timed out after 150s)")
+    assert killed.outcome == "timeout" and killed.error.startswith("exit 124 (timed out after 180s)")
     # Both were awake the whole time: billed.
     assert UsageRecord.objects.filter(kind="active").count() == 3
 

@@ -2,10 +2,13 @@
 what the real 2026.9.6 CLI prints (openclaw.md), and the dashboard link it hands out."""
 
 import json
+from decimal import Decimal
+from pathlib import Path
 import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
 from django.core.checks import run_checks
 
 from sprites import openclaw
@@ -79,3 +82,41 @@ def test_the_setup_script_reads_the_version_inside_openclaws_banner():
     out = subprocess.run(["bash", "-c", f"echo 'OpenClaw 2026.9.6 (4f1c2ab)' {pipeline}"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "2026.9.6"
+
+
+# The fixtures of the pinned release (recorded by tests/openclaw_contract/record_fixtures.py).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclaw" / settings.OPENCLAW_VERSION
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_it_reads_a_real_turns_cost_from_where_the_gateway_puts_it():
+    turn = openclaw.parse_turn(0, fixture("agent-turn-ok.json"))
+    data = json.loads(fixture("agent-turn-ok.json"))
+    assert turn.ok and turn.error == ""
+    assert turn.cost_usd == Decimal(str(data["result"]["meta"]["agentMeta"]["costUsd"])) > 0
+
+
+def test_a_real_failed_turn_is_a_failure_with_openclaws_own_message():
+    turn = openclaw.parse_turn(1, fixture("agent-turn-failed.json"), fixture("agent-turn-failed.stderr.txt"))
+    assert not turn.ok and not turn.timed_out
+    assert turn.error == json.loads(fixture("agent-turn-failed.json"))["error"]["message"]
+
+
+def test_the_real_unknown_request_message_is_recognised():
+    assert openclaw.approve_not_found(fixture("devices-approve-unknown.stderr.txt"))
+
+
+def test_it_reads_the_real_devices_list_and_approval():
+    [pending] = openclaw.parse_devices(fixture("devices-list.json"))
+    assert set(pending) <= set(openclaw.PAIRING_FIELDS) and pending["requestId"]
+    approved = openclaw.parse_approved(fixture("devices-approve.json"), pending["requestId"])
+    assert approved["deviceId"] == json.loads(fixture("devices-approve.json"))["device"]["deviceId"]
+
+
+def test_it_rehomes_the_real_dashboard_link():
+    link = openclaw.parse_dashboard(fixture("dashboard.json"), sprite_url="https://claw-a-x1.sprites.app")
+    assert link.url.startswith("https://claw-a-x1.sprites.app/#bootstrapToken=")
+    assert "gatewayUrl=wss%3A%2F%2Fclaw-a-x1.sprites.app%2F" in link.url and link.expires_at is not None
