@@ -73,7 +73,7 @@ def test_it_parses_the_heartbeat_turn(api, emu):
     assert result.ok
     import json
 
-    assert json.loads(result.stdout)["meta"]["agentMeta"]["costUsd"] == pytest.approx(0.0042)
+    assert json.loads(result.stdout)["result"]["meta"]["agentMeta"]["costUsd"] == pytest.approx(0.0042)
 
 
 def test_it_retries_through_injected_5xx_and_429(caplog):
