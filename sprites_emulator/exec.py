@@ -21,9 +21,9 @@ class ExecMixin:
         with self.lock:
             sprite = self._get(name)
             now = self.now()
+            self._begin(sprite, now)  # first: past the running cap it raises the 429
             session = ExecSession(next(self._ids), " ".join(argv), workdir or HOME, self.wall(now))
             sprite.sessions[session.id] = session
-            self._begin(sprite, now)
             self.counters["execs"] += 1
             return sprite, session
 

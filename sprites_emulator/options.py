@@ -54,6 +54,11 @@ class Options:
     setup_seconds: float = 0.5  # how long a simulated set-up script takes
     token: str | None = None  # when set, the only bearer token accepted
     organization: str = "emulator"
+    # The org's caps (sprites-api.md, "Running and warm caps"): a wake past `running_limit`
+    # answers 429 concurrent_sprite_limit_exceeded. Large here so tests that do not care never
+    # meet it; the command line defaults to a small plan's 10.
+    running_limit: int = 10_000
+    warm_limit: int = 10_000
     seed: int | None = None  # makes injected faults reproducible
     faults: Faults = field(default_factory=Faults)
 
@@ -65,6 +70,9 @@ class Options:
         unknown = set(kwargs) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"unknown emulator option(s): {', '.join(sorted(unknown))}")
+        for cap in ("running_limit", "warm_limit"):
+            if cap in kwargs and (isinstance(kwargs[cap], bool) or not isinstance(kwargs[cap], int) or kwargs[cap] < 1):
+                raise ValueError(f"{cap} must be a whole number ≥ 1")
         faults = kwargs.pop("faults", None) or Faults()
         try:
             faults = faults.updated(fault_kwargs)

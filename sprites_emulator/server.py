@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="How long a simulated `openclaw agent` heartbeat turn takes (2.0).")
     parser.add_argument("--setup-seconds", type=float, default=0.5,
                         help="How long a simulated set-up script takes (0.5).")
+    parser.add_argument("--running-limit", type=int, default=10,
+                        help="Sprites that may run at once; a wake past it answers 429 "
+                             "concurrent_sprite_limit_exceeded (10, a small plan's cap).")
+    parser.add_argument("--warm-limit", type=int, default=10,
+                        help="The warm cap reported in the list's org block (10).")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="Added to every /v1 call.")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="Share of /v1 calls answered with a 5xx (--fault-status, default 503).")
@@ -93,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="Seed for reproducible faults.")
 
 
-OPTION_NAMES = ("token", "idle_seconds", "cold_seconds", "exec_seconds", "setup_seconds", "latency_ms",
+OPTION_NAMES = ("token", "idle_seconds", "cold_seconds", "exec_seconds", "setup_seconds", "running_limit",
+                "warm_limit", "latency_ms",
                 "fault_rate", "fault_status", "rate_limit_rate", "retry_after", "drop_rate",
                 "slow_rate", "slow_ms", "seed")
 
@@ -106,7 +112,7 @@ def describe(server: EmulatorServer) -> str:
     options = server.state.options
     return (f"Sprites emulator listening on {server.url} (API at {server.url}/v1, control at "
             f"{server.url}/_emulator/state; idle {options.idle_seconds:g}s, cold after "
-            f"{options.cold_seconds:g}s more)")
+            f"{options.cold_seconds:g}s more; running cap {options.running_limit})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,7 @@ class ServicesMixin:
         hold = _hold_seconds(duration)
         with self.lock:
             sprite = self._get(name)
+            self._admit(sprite, self.now())  # a start wakes it: past the running cap, 429
             if service.http_port is not None:
                 for other in sprite.services.values():
                     if other.name != service_name and other.http_port is not None:

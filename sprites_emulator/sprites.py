@@ -100,7 +100,8 @@ class SpritesMixin:
                 "next_continuation_token": next_token,
                 # The Go SDK reads org counts, the Python SDK top-level ones: give both.
                 "org": {"name": self.options.organization, **counts,
-                        "running_limit": 10_000, "warm_limit": 10_000},
+                        "running_limit": self.options.running_limit,
+                        "warm_limit": self.options.warm_limit},
                 **counts,
             }
 
@@ -132,6 +133,8 @@ class SpritesMixin:
                     ran = min(now, sprite.last_end + self.options.idle_seconds) - sprite.run_start
                 self.retired[name] = self.retired.get(name, 0.0) + sprite.closed_seconds + ran
             self._cancel_sessions(sprite)
+            self._advance(now)
+            self._hot.pop(name, None)  # its slot is free at once
             del self.sprites[name]
             del self._names[bisect.bisect_left(self._names, name)]
 

@@ -13,6 +13,10 @@ Three ideas carry the design:
   sprite that is not running and closes `idle_seconds` after the last activity ended, unless
   new activity arrives first (then the period simply continues). Overlapping activity can
   therefore never be counted twice.
+* **The running cap is a count, kept exactly.** `_hot` holds the sprites that are running
+  now (active, or inside their idle tail) and a heap holds when each idle one's tail ends, so
+  admitting a wake past `running_limit` (429 concurrent_sprite_limit_exceeded) and the meter
+  of how long the cap was full cost O(log n), never a scan of the fleet.
 * **Nothing runs on the host.** Exec is simulated (openclaw_guest.py) by recognising the
   command text; it knows the handful of OpenClaw commands ClawDirector uses and a few shell
   builtins, and answers "exit 0, no output" for everything else.
@@ -26,7 +30,9 @@ each resource's endpoints are a mixin in its own module, composed into `Emulator
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
 import random
 import secrets
 import threading
@@ -35,7 +41,7 @@ from dataclasses import asdict, replace
 
 from .checkpoints import CheckpointsMixin
 from .control import ControlMixin
-from .errors import not_found
+from .errors import ApiError, not_found
 from .exec import ExecMixin
 from .fs import FilesMixin
 from .models import Sprite
@@ -92,8 +98,15 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
             self.faults = replace(self.options.faults)
             self.counters = {
                 "requests": 0, "dropped": 0, "rate_limited": 0, "failed": 0, "slowed": 0,
-                "execs": 0,
+                "execs": 0, "capacity_rejected": 0,
             }
+            # The running cap: who holds a slot, when idle ones free it, how long it was full.
+            self._hot: dict[str, Sprite] = {}
+            self._tails: list[tuple[float, int, str]] = []  # (tail end, tie-breaker, name)
+            self._tail_seq = itertools.count()
+            self._cap_mark = self.now()
+            self.cap_full_seconds = 0.0
+            self.peak_running = 0
 
     def get_faults(self) -> dict:
         with self.lock:
@@ -136,9 +149,67 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
             return True
         return secrets.compare_digest(token.encode(), self.options.token.encode())
 
+    # -- the running cap
+
+    def _advance(self, now: float) -> None:
+        """Free the slots whose idle tails ended by `now`, in order, metering time at the cap."""
+        limit = self.options.running_limit
+        while self._tails and self._tails[0][0] <= now:
+            ended, _, name = heapq.heappop(self._tails)
+            sprite = self._hot.get(name)
+            if sprite is None or sprite.active or sprite.last_end + self.options.idle_seconds != ended:
+                continue  # stale: it woke again (or was deleted) since this entry was pushed
+            self._meter_cap(ended, limit)
+            del self._hot[name]
+        self._meter_cap(now, limit)
+
+    def _meter_cap(self, until: float, limit: int) -> None:
+        if until > self._cap_mark:
+            if len(self._hot) >= limit:
+                self.cap_full_seconds += until - self._cap_mark
+            self._cap_mark = until
+
+    def _admit(self, sprite: Sprite, now: float) -> None:
+        """Raise the provider's 429 if waking `sprite` now would pass `running_limit`. A sprite
+        already running holds its slot and is always admitted. Call before changing anything."""
+        self._advance(now)
+        limit = self.options.running_limit
+        if sprite.name in self._hot or len(self._hot) < limit:
+            return
+        self.counters["capacity_rejected"] += 1
+        idle_tails = [s.last_end + self.options.idle_seconds for s in self._hot.values() if not s.active]
+        wait = min(idle_tails) - now if idle_tails else self.options.idle_seconds
+        # Whole seconds in the real API; a fraction here, so tests and benchmarks need not sleep.
+        wait = max(math.ceil(wait * 100) / 100, 0.01)
+        raise ApiError(429, {
+            "error": "concurrent_sprite_limit_exceeded",
+            "message": f"Your organization has reached its limit of {limit} running sprites",
+            "limit": limit,
+            "current_count": len(self._hot),
+            "retry_after_seconds": wait,
+        }, {"Retry-After": f"{wait:g}"})
+
+    def running_count(self) -> int:
+        with self.lock:
+            self._advance(self.now())
+            return len(self._hot)
+
+    def cap_meter(self) -> dict:
+        """How the cap was used: limits, running now, peak, seconds full, 429s given."""
+        with self.lock:
+            self._advance(self.now())
+            return {"running_limit": self.options.running_limit, "warm_limit": self.options.warm_limit,
+                    "running": len(self._hot), "peak_running": self.peak_running,
+                    "cap_full_seconds": round(self.cap_full_seconds, 6),
+                    "capacity_rejected": self.counters["capacity_rejected"]}
+
     # -- activity: the state machine and the meter
 
     def _begin(self, sprite: Sprite, now: float) -> None:
+        self._admit(sprite, now)
+        if sprite.name not in self._hot:
+            self._hot[sprite.name] = sprite
+            self.peak_running = max(self.peak_running, len(self._hot))
         if sprite.active == 0:
             idle = self.options.idle_seconds
             if sprite.run_start is None or now >= sprite.last_end + idle:
@@ -153,6 +224,9 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
         sprite.active = max(sprite.active - 1, 0)
         if sprite.active == 0:
             sprite.last_end = now if sprite.last_end is None else max(sprite.last_end, now)
+            if sprite.name in self._hot:
+                heapq.heappush(self._tails, (sprite.last_end + self.options.idle_seconds,
+                                             next(self._tail_seq), sprite.name))
 
     def _touch(self, sprite: Sprite, now: float) -> None:
         """An instant activity (a request to the URL, a service start): wakes the sprite and
@@ -208,6 +282,7 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
                 sum(e["running_seconds_final"] for e in sprites.values()), 6),
             "idle_seconds": self.options.idle_seconds,
             "cold_seconds": self.options.cold_seconds,
+            "cap": self.cap_meter(),
         }
 
     def summary(self) -> dict:
@@ -227,11 +302,14 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
                     "setup_seconds": self.options.setup_seconds,
                     "token_required": self.options.token is not None,
                     "organization": self.options.organization,
+                    "running_limit": self.options.running_limit,
+                    "warm_limit": self.options.warm_limit,
                 },
                 "sprite_version": SPRITE_VERSION,
             }
 
     def _counts(self, now: float) -> dict:
+        self._advance(now)
         counts = {"running": 0, "warm": 0, "cold": 0}
         for sprite in self.sprites.values():
             counts[self.status(sprite, now)] += 1

@@ -73,6 +73,15 @@ class EmulatorHandle:
         """The exact meter, as GET /_emulator/meter answers it."""
         return self._state.meter()
 
+    def cap(self) -> dict:
+        """The running cap's meter: running_limit, warm_limit, running (now), peak_running,
+        cap_full_seconds (how long every slot was taken), capacity_rejected (429s given)."""
+        return self._state.cap_meter()
+
+    def running(self) -> int:
+        """How many sprites hold a running slot now (active, or inside their idle tail)."""
+        return self._state.running_count()
+
     def counters(self) -> dict[str, int]:
         """How many /v1 requests and execs it has served, and faults it has injected: requests,
         execs, dropped, rate_limited, failed, slowed."""
@@ -159,7 +168,8 @@ class EmulatorHandle:
 
 def start_emulator(*, host: str = "127.0.0.1", port: int = 0, **options: Any) -> EmulatorHandle:
     """Start an emulator on a free loopback port. Options are the command's flag names:
-    idle_seconds, cold_seconds, exec_seconds, setup_seconds, token, latency_ms, fault_rate,
+    idle_seconds, cold_seconds, exec_seconds, setup_seconds, token, running_limit, warm_limit,
+    latency_ms, fault_rate,
     fault_status, rate_limit_rate, retry_after, drop_rate, slow_rate, slow_ms, seed."""
     server = make_server(host, port, **options)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
