@@ -10,6 +10,7 @@ optional ones. Nothing here logs a header, a body or a token.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -40,6 +41,75 @@ IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 # A Retry-After longer than this is not slept through: the error goes up at once with its
 # retry_after, so a web request answers 503 + Retry-After instead of holding a worker.
 MAX_RETRY_WAIT = 10.0
+
+
+# --- What this process has asked, for /metrics ----------------------------------------------------
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """The call's shape without its names: `POST /sprites/{name}/services/{id}/start`."""
+    parts = path.split("?")[0].strip("/").split("/")
+    if len(parts) >= 2:
+        parts[1] = "{name}"
+    if len(parts) >= 4 and parts[2] in ("services", "checkpoints"):
+        parts[3] = "{id}"
+    return f"{method} /{'/'.join(parts)}"
+
+
+def error_kind(error: SpritesError) -> str:
+    """A small fixed vocabulary (a label value): what went wrong, not the message."""
+    if isinstance(error, SpritesRateLimited):
+        # The two 429s of the API: the running-sprite cap, and the creation rate.
+        return error.code if error.code in ("concurrent_sprite_limit_exceeded", "sprite_creation_rate_limited") \
+            else "rate_limited"
+    if isinstance(error, SpritesUnavailable):
+        if error.code in ("timeout", "connection_error", "bad_json", "exec_stream"):
+            return error.code
+        return "server_error"
+    return {SpritesAuthFailed: "auth_failed", SpriteNotFound: "not_found", SpritesConflict: "conflict",
+            SpritesBadRequest: "bad_request"}.get(type(error), "error")
+
+
+# Calls made in the current context (a web request, a thread's task): the request middleware
+# moves the tally into the database only after a request that made some.
+calls_in_context: contextvars.ContextVar[int] = contextvars.ContextVar("sprites_calls_in_context", default=0)
+
+
+class CallTally:
+    """Calls to the Sprites API and their errors, counted in this process until
+    `sprites.services.metrics` drains them into the database (a counter in memory would be one
+    worker's, and gone with the process). Every HTTP attempt is a call, retries included."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._errors: dict[tuple[str, str], int] = {}
+
+    def call(self, endpoint: str, error: str = "") -> None:
+        """One attempt at `endpoint`; `error` is its `error_kind`, empty when it succeeded."""
+        calls_in_context.set(calls_in_context.get() + 1)
+        with self._lock:
+            self._calls[endpoint] = self._calls.get(endpoint, 0) + 1
+            if error:
+                self._errors[(endpoint, error)] = self._errors.get((endpoint, error), 0) + 1
+
+    def error(self, endpoint: str, error: str) -> None:
+        """A call already counted failed later (an exec stream that broke after its 200)."""
+        with self._lock:
+            self._errors[(endpoint, error)] = self._errors.get((endpoint, error), 0) + 1
+
+    def drain(self) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """(calls by endpoint, errors by endpoint and kind) since the last drain."""
+        with self._lock:
+            calls, errors = self._calls, self._errors
+            self._calls, self._errors = {}, {}
+        return calls, errors
+
+    def __bool__(self) -> bool:
+        return bool(self._calls or self._errors)
+
+
+tally = CallTally()
 
 
 # --- The client --------------------------------------------------------------------------------
@@ -106,9 +176,14 @@ class SpritesClient:
             )
             time.sleep(delay)
 
-    def _attempt(self, method: str, path: str, *, ok, read_timeout, params=None, json_body=None,
-                 data: bytes | None = None, stream: bool = False, headers: dict | None = None):
+    def _attempt(self, method: str, path: str, *, ok, read_timeout, **send):
         """One try: (the response, None, None) if it is in `ok`, else (None, the error, its cause)."""
+        response, error, cause = self._send(method, path, ok=ok, read_timeout=read_timeout, **send)
+        tally.call(endpoint_of(method, path), error_kind(error) if error is not None else "")
+        return response, error, cause
+
+    def _send(self, method: str, path: str, *, ok, read_timeout, params=None, json_body=None,
+              data: bytes | None = None, stream: bool = False, headers: dict | None = None):
         try:
             response = self.session.request(
                 method, f"{self.base_url}/v1{path}", params=params, json=json_body, data=data,
@@ -169,6 +244,12 @@ class SpritesClient:
             return response.json()
         except ValueError as exc:
             raise SpritesUnavailable("Sprites API answered with invalid JSON", code="bad_json") from exc
+
+    def ping(self, *, timeout: float = 3.0) -> None:
+        """One cheap authenticated call, no retry, short timeouts: raises the SpritesError that
+        says why the API cannot be used (`/readyz`)."""
+        self._request("GET", "/sprites", params={"max_results": 1}, retry=False,
+                      read_timeout=min(timeout, self.read_timeout))
 
     # -- sprites
 
@@ -242,8 +323,10 @@ class SpritesClient:
             return read_exec(response)
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
             # Reading the raw chunks bypasses requests, so urllib3's own errors arrive here too.
+            tally.error(endpoint_of("POST", f"/sprites/{name}/exec"), "timeout")
             raise SpritesUnavailable(f"Exec on sprite {name} timed out", code="timeout") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            tally.error(endpoint_of("POST", f"/sprites/{name}/exec"), "exec_stream")
             raise SpritesUnavailable(f"Exec stream broke on sprite {name}: {type(exc).__name__}",
                                      code="exec_stream") from exc
         finally:

@@ -12,8 +12,9 @@ Conventions:
 
 Rooms: `provisioning` (a user's sprite, set-up, resume), `pool` (the warm pool), `lifecycle`
 (start, stop, refresh, rotate, destroy, VM states), `pairing` (browser devices, dashboard
-links), `heartbeat` (one turn in one sprite), `storage` (hourly accrual), `events` and
-`errors` (what they share).
+links), `heartbeat` (one turn in one sprite), `storage` (hourly accrual), `metrics` (API call
+counts into the database, the API check `/readyz` makes), `events` and `errors` (what they
+share).
 """
 
 from .errors import CommandFailed, GatewayFailed, PairingRequestNotFound, SpriteActionError
@@ -27,6 +28,7 @@ from .lifecycle import (
     stop_sprite,
     sync_vm_states,
 )
+from .metrics import persist_api_calls, sprites_api_problem
 from .pairing import approve_pairing_request, create_dashboard_link, list_pairing_requests
 from .pool import fill_pool
 from .provisioning import new_sprite_name, provision_sprite, resume_stuck_provisioning, run_provisioning
@@ -36,6 +38,6 @@ __all__ = [
     "CommandFailed", "GatewayFailed", "Outcome", "PairingRequestNotFound", "SpriteActionError", "Target",
     "WakeResult", "accrue_storage", "approve_pairing_request", "create_dashboard_link", "destroy_sprite",
     "fill_pool", "list_pairing_requests", "log_event", "new_sprite_name", "provision_sprite", "refresh_status",
-    "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn", "start_sprite",
-    "stop_sprite", "sync_vm_states",
+    "persist_api_calls", "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn",
+    "sprites_api_problem", "start_sprite", "stop_sprite", "sync_vm_states",
 ]
