@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from ops.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
     "sprites",
     "heartbeat",
     "console",
+    "ops",
 ]
 # Benchmarks, the demo bootstrap and the emulator wrapper: development only, so a production
 # `manage.py help` never lists a command that can wipe the ledger.
@@ -60,6 +63,11 @@ if DEVTOOLS:
     INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its id (and X-Request-ID goes back).
+    "ops.middleware.RequestContextMiddleware",
+    # /healthz, /readyz, /metrics answered here, before the host check and the HTTPS redirect:
+    # probes and scrapers address the container by IP or localhost, over plain HTTP.
+    "ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -119,6 +127,11 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 315
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# How many proxies in front of the app append to X-Forwarded-For (a load balancer, a TLS
+# terminator…). 0: the socket's peer is the client, and X-Forwarded-For is ignored, so a
+# client cannot choose the address its throttles and the metrics allow-list see.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Django REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -226,12 +239,13 @@ CRONJOBS = [
 ]
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
 
-# --- Logging: secrets never reach a log line (sprites/client.py never logs headers or tokens).
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}},
-}
+# --- Operations: /metrics --------------------------------------------------------------------
+# Who may scrape /metrics: a bearer secret (Prometheus `authorization: credentials:`), and/or
+# client addresses or networks (comma-separated, e.g. 10.0.0.0/8,127.0.0.1). Neither set: 503.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
+# --- Logging: to the process's streams (journald, docker logs), plain or one JSON object a
+# line, each with its request id and sprite id; a filter redacts secrets (ops/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), fmt=LOG_FORMAT)

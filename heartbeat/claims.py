@@ -34,16 +34,17 @@ def claim(*, limit: int, window: datetime, lease: timedelta, force: bool = False
     table, pk = qn(meta.db_table), qn(meta.pk.column)
     lease_col = qn(meta.get_field("heartbeat_lease_until").column)
     name_col = qn(meta.get_field("sprite_name").column)
+    public_col = qn(meta.get_field("public_id").column)
     adapt = connection.ops.adapt_datetimefield_value
     # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
     sql = (
         f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN ({inner_sql}) "
-        f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}"
+        f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}, {public_col}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [adapt(now + lease), *inner_params, adapt(now)])
         rows = cursor.fetchall()
-    return sorted((Target(pk=row[0], name=row[1]) for row in rows), key=lambda t: t.pk)
+    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2])) for row in rows), key=lambda t: t.pk)
 
 
 def release(pks: list[int]) -> None:

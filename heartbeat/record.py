@@ -2,7 +2,9 @@
 
 One transaction per batch and a small constant number of queries, whatever its size. The
 money is built by `sprites.billing` (through `WakeResult.usages`); the sprite rows are written
-by their queryset's transitions; this module only puts them together.
+by their queryset's transitions; this module only puts them together. The same transaction
+adds the batch to the `/metrics` histograms (wake duration, and lateness: how long after its
+window opened a scheduled wake started), so the figures count each recorded wake exactly once.
 """
 
 from dataclasses import dataclass
@@ -14,8 +16,15 @@ from django.utils import timezone
 
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from sprites import billing
-from sprites.models import UsageRecord, UserSprite
+from sprites.models import Counter, UsageRecord, UserSprite
+from sprites.models.counters import Increments, observe
 from sprites.services import WakeResult
+
+
+# Histogram buckets (seconds). A turn is bounded by HEARTBEAT_TIMEOUT_SECONDS plus the exec's
+# margin; a wake is late by at most one interval (15 min) before it belongs to the next.
+WAKE_SECONDS_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300)
+LATENESS_SECONDS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900)
 
 
 @dataclass
@@ -58,4 +67,16 @@ def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime 
                 output_tail=r.output_tail, error=r.error, billed_usd=billed, llm_usd=r.llm_usd,
             ))
         HeartbeatWake.objects.bulk_create(wakes, batch_size=500)
+        Counter.objects.add(_observations(results, slot=slot))  # last: its rows are the hot ones
     return totals
+
+
+def _observations(results: list[WakeResult], *, slot: datetime | None) -> Increments:
+    increments: Increments = {}
+    for r in results:
+        observe(increments, "heartbeat_wake_duration_seconds", r.wall_seconds, WAKE_SECONDS_BUCKETS,
+                outcome=str(r.outcome))
+        if slot is not None:  # a forced wake has no window to be late for
+            late = max((r.started_at - slot).total_seconds(), 0.0)
+            observe(increments, "heartbeat_wake_lateness_seconds", late, LATENESS_SECONDS_BUCKETS)
+    return increments

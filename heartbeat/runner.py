@@ -20,7 +20,7 @@ from heartbeat import claims, record
 from heartbeat.config import Config
 from heartbeat.models import HeartbeatRun
 from sprites.models import UsageRecord
-from sprites.services import Target, WakeResult, run_turn
+from sprites.services import Target, WakeResult, persist_api_calls, run_turn
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class Runner:
         self.run.billed_usd += totals.billed
         self.run.llm_usd += totals.llm
         self.last_flush = time.monotonic()
+        persist_api_calls()  # the worker threads' exec calls, for /metrics
 
     def _abort(self, pool: ThreadPoolExecutor) -> None:
         """On the way out (normal or not): sprites never started are handed back at once;

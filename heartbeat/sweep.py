@@ -87,6 +87,7 @@ def _finish(run: HeartbeatRun) -> None:
         run.save()
     except Exception:  # noqa: BLE001 - do not hide the original error behind this one
         logger.exception("Could not save heartbeat run %s", run.pk)
+    services.persist_api_calls()  # what the VM-state sync and the side jobs asked, for /metrics
 
 
 def _note(run: HeartbeatRun, job: str, fn) -> None:

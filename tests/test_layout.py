@@ -35,15 +35,20 @@ def offenders(room: str, forbidden: tuple[str, ...]) -> list[str]:
 
 
 def test_the_domain_imports_neither_the_heartbeat_nor_the_console():
-    assert offenders("sprites", ("heartbeat", "console", "devtools")) == []
+    assert offenders("sprites", ("heartbeat", "console", "ops", "devtools")) == []
 
 
 def test_the_heartbeat_does_not_import_the_console():
-    assert offenders("heartbeat", ("console", "devtools")) == []
+    assert offenders("heartbeat", ("console", "ops", "devtools")) == []
 
 
 def test_the_console_does_not_import_the_dev_tools():
-    assert offenders("console", ("devtools",)) == []
+    assert offenders("console", ("ops", "devtools")) == []
+
+
+def test_the_operations_room_sits_beside_the_console():
+    """ops (health, readiness, metrics, log plumbing) reads heartbeat and sprites, like the console."""
+    assert offenders("ops", ("console", "devtools")) == []
 
 
 def test_the_emulator_imports_nothing_of_ours_and_no_django():
@@ -53,7 +58,7 @@ def test_the_emulator_imports_nothing_of_ours_and_no_django():
 
 def test_only_the_client_and_the_services_name_the_client():
     users = set()
-    for room in ("clawdirector", "sprites", "heartbeat", "console", "devtools"):
+    for room in ("clawdirector", "sprites", "heartbeat", "console", "ops", "devtools"):
         for path in (ROOT / room).rglob("*.py"):
             text = path.read_text()
             if "get_client" in text or "SpritesClient" in text:

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from heartbeat.sweep import run_sweep
 from sprites import services
 from sprites.client import SpritesError
+from sprites.logcontext import sprite_context
 from sprites.models import UserSprite
 
 
@@ -16,7 +17,8 @@ class SpriteActions:
         done, failures = 0, []
         for sprite in queryset:
             try:
-                call(sprite=sprite, actor=request.user)
+                with sprite_context(sprite.public_id):
+                    call(sprite=sprite, actor=request.user)
                 done += 1
             except (SpritesError, services.SpriteActionError) as exc:
                 failures.append(f"{sprite.sprite_name}: {exc}")

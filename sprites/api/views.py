@@ -38,6 +38,7 @@ from sprites.api.serializers import (
     StatusQuerySerializer,
 )
 from sprites.api.throttles import SpriteActionThrottle
+from sprites.logcontext import bind_sprite
 from sprites.models import UserSprite
 
 PROVISION_OUTCOMES = {"ready": http.HTTP_201_CREATED, "provisioning": http.HTTP_202_ACCEPTED,
@@ -112,6 +113,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
             raise exceptions.NotFound() from None
         sprite = get_object_or_404(self.get_queryset(), public_id=public_id)
         self.check_object_permissions(self.request, sprite)
+        bind_sprite(sprite.public_id)  # every later log line of this request names it
         return sprite
 
     def _status(self, sprite: UserSprite, code: int = http.HTTP_200_OK) -> Response:
@@ -135,6 +137,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     def provision(self, request):
         _check_body(request)
         sprite, outcome = services.provision_sprite(user=request.user)
+        bind_sprite(sprite.public_id)
         return self._status(sprite, PROVISION_OUTCOMES[outcome])
 
     @extend_schema(

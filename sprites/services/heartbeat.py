@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from sprites import billing, openclaw
 from sprites.client import SpritesError, get_client
+from sprites.logcontext import sprite_context
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def clean_text(text: str, limit: int) -> str:
 class Target:
     pk: int
     name: str
+    public_id: str = ""  # for the log lines of its turn
 
 
 @dataclass
@@ -74,6 +76,11 @@ class WakeResult:
 
 def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     """Run the heartbeat command in one sprite. Never raises: every failure is a result."""
+    with sprite_context(target.public_id):
+        return _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
+
+
+def _run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     started_at, t0 = timezone.now(), time.monotonic()
     result = WakeResult(sprite_id=target.pk, name=target.name, started_at=started_at, wall_seconds=0.0,
                         outcome=Outcome.FAILED)

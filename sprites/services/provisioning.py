@@ -8,6 +8,7 @@ service: three Sprites calls. With an empty pool a new sprite is set up in the b
 the answer is "provisioning".
 """
 
+import contextvars
 import logging
 import re
 import secrets
@@ -21,10 +22,12 @@ from django.utils import timezone
 
 from sprites import openclaw
 from sprites.client import SpritesConflict, SpritesError, get_client
+from sprites.logcontext import sprite_context
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_exec, check_stream
 from .events import bill_wake, fail, log_event, ms_since
+from .metrics import persist_api_calls
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,11 @@ def _provision_new(user) -> tuple[UserSprite, str]:
 
 
 def _activate_claimed(row: UserSprite, user) -> None:
+    with sprite_context(row.public_id):
+        _activate(row, user)
+
+
+def _activate(row: UserSprite, user) -> None:
     started, t0 = timezone.now(), time.monotonic()
     try:
         activate(row, restore=True)
@@ -200,6 +208,11 @@ def run_provisioning(*, sprite_pk: int) -> UserSprite:
     it already has its golden checkpoint, then, for a user's row, activate it. Resumable: a
     crashed or failed attempt is picked up where it stopped."""
     row = UserSprite.objects.get(pk=sprite_pk)
+    with sprite_context(row.public_id):
+        return _run_provisioning(row)
+
+
+def _run_provisioning(row: UserSprite) -> UserSprite:
     if row.status != Status.PROVISIONING:
         return row
     started = time.monotonic()
@@ -244,11 +257,13 @@ def _in_background(sprite_pk: int) -> None:
         except Exception:  # a bug: the row stays `provisioning` and is resumed later
             logger.exception("Background provisioning of sprite row %s crashed", sprite_pk)
         finally:
+            persist_api_calls()
             connections.close_all()
 
-    transaction.on_commit(
-        lambda: threading.Thread(target=work, name=f"provision-{sprite_pk}", daemon=True).start()
-    )
+    # The thread runs in a copy of the request's context: its log lines keep the request id.
+    transaction.on_commit(lambda: threading.Thread(
+        target=contextvars.copy_context().run, args=(work,), name=f"provision-{sprite_pk}", daemon=True,
+    ).start())
 
 
 def resume_stuck_provisioning(*, older_than_seconds: int | None = None) -> int:

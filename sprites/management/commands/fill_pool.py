@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sprites.models import UserSprite
-from sprites.services import fill_pool
+from sprites.services import fill_pool, persist_api_calls
 
 
 class Command(BaseCommand):
@@ -27,6 +27,8 @@ class Command(BaseCommand):
             created = fill_pool(target=target)
         except ValueError as exc:  # a bad SPRITE_NAME_PREFIX: configuration, not a failure
             raise CommandError(str(exc)) from exc
+        finally:
+            persist_api_calls()  # for /metrics: this process ends here
         failed = UserSprite.objects.filter(user__isnull=True).exclude(pk__in=before).exclude(
             status=UserSprite.Status.READY
         )
