@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # probes and scrapers address the container by IP or localhost, over plain HTTP.
     "ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, console, Swagger UI) from the app itself, hashed and compressed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,7 +118,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")
+# `collectstatic` writes hashed, compressed copies; WhiteNoise serves them with far-future
+# caching. With DEBUG on, files are served from the apps as they are (no collectstatic needed).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Production hardening; all of it is inert with DEBUG on.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

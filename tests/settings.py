@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("DEVTOOLS", "1")  # the benchmarks are tested too
+os.environ.setdefault("DEBUG", "0")  # wins over a developer's .env (read without overwriting)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 
 from clawdirector.settings import *  # noqa: E402,F401,F403
@@ -11,6 +12,11 @@ SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+# No collectstatic before a test run: plain file names from the apps (the production recipe
+# test, tests/deploy/, runs collectstatic and the hashed, compressed storage for real).
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_AUTOREFRESH = True  # serve from the apps' static dirs, no STATIC_ROOT needed
+WHITENOISE_USE_FINDERS = True
 # Threads (the live server, background provisioning, sweep workers) must not keep their
 # connections past a request, or the test database cannot be dropped at the end.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
