@@ -105,6 +105,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Throttle counters, shared by every worker and host: the database, so no new server to run.
+# The table is created by a migration (ops/migrations/0001_cache_table.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "clawdirector_cache",
+        "OPTIONS": {"MAX_ENTRIES": 50000},
+    },
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -157,10 +167,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sprites.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
+    # The client address throttles count by: see TRUSTED_PROXY_COUNT.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "sprite_actions": env.str("THROTTLE_SPRITE_ACTIONS", default="30/minute"),
-        # Signing in for an API token (per client IP): slows password guessing.
+        # devices and status?refresh=1: reads that run work in the sprite or at Sprites.
+        "sprite_reads": env.str("THROTTLE_SPRITE_READS", default="60/minute"),
+        # Signing in for an API token (per client address): slows password guessing.
         "auth": env.str("THROTTLE_AUTH", default="10/minute"),
+        # Signing in to the admin (per client address).
+        "admin_login": env.str("THROTTLE_ADMIN_LOGIN", default="10/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

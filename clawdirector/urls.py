@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from console.login import login as admin_login
+from sprites.api import urls as sprites_urls
 from sprites.api.errors import not_found
 from sprites.api.views import ObtainTokenView
 
 urlpatterns = [
+    path("admin/login/", admin_login, name="admin-login"),  # throttled, then the admin's own view
     path("admin/", admin.site.urls),
-    re_path(r"^api/auth/token/?$", ObtainTokenView.as_view(), name="api-token"),
+    re_path(r"^api/auth/token(?:/)?$", ObtainTokenView.as_view(), name="api-token"),
+    sprites_urls.list_route,  # /api/sprites, with or without the slash
     path("api/sprites/", include("sprites.api.urls")),
     path("api/cron/", include("heartbeat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,9 +1,11 @@
-"""Routes under /api/sprites/ (mounted in clawdirector/urls.py).
+"""Routes under /api/sprites/ (mounted in clawdirector/urls.py), and the list at /api/sprites.
 
 Written out rather than by a DRF router: a router with an empty prefix cannot make the
 trailing slash optional, and the integration guide's paths have none
 (`/api/sprites/provision`, `/api/sprites/{id}/status`). Every path works with and without
-the slash, and anything else under /api/sprites/ is a JSON 404.
+the trailing slash. The list is `list_route`, mounted beside the include at
+`^api/sprites(?:/)?$`: inside an include under `api/sprites/` it could not match
+`/api/sprites`. Anything else under /api/sprites/ is a JSON 404.
 """
 
 from django.urls import re_path
@@ -27,8 +29,11 @@ def _action_routes():
     return routes
 
 
+# Mounted by clawdirector/urls.py at the root, as `/api/sprites` with an optional slash.
+list_route = re_path(rf"^api/sprites{SLASH}$",
+                     SpriteViewSet.as_view({"get": "list"}, basename="sprite", detail=False), name="sprite-list")
+
 urlpatterns = [
-    re_path(r"^$", SpriteViewSet.as_view({"get": "list"}, basename="sprite", detail=False), name="sprite-list"),
     *_action_routes(),  # before the detail route: "provision" would match {id}
     re_path(rf"^{ID}{SLASH}$", SpriteViewSet.as_view({"get": "retrieve"}, basename="sprite", detail=True),
             name="sprite-detail"),

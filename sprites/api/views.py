@@ -7,6 +7,7 @@ and a malformed id are both 404, so ids reveal nothing.
 
 import uuid
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -37,7 +38,7 @@ from sprites.api.serializers import (
     SpriteStatusSerializer,
     StatusQuerySerializer,
 )
-from sprites.api.throttles import SpriteActionThrottle
+from sprites.api.throttles import SpriteActionThrottle, SpriteReadThrottle
 from sprites.logcontext import bind_sprite
 from sprites.models import UserSprite
 
@@ -54,7 +55,7 @@ ERRORS = {
     404: "No such sprite among yours, or a malformed id (`not_found`).",
     409: "The sprite is not in a state that allows this (`invalid_state`).",
     413: "The request body is too large (`request_too_large`).",
-    429: "Too many actions (`throttled`); see Retry-After.",
+    429: "Too many requests that reach a sprite (`throttled`); see Retry-After.",
     502: "Sprites or the command in the sprite refused (`sprites_error`, `gateway_failed`, `command_failed`).",
     503: "The Sprites API is unavailable (`sprites_unavailable`); see Retry-After.",
 }
@@ -99,12 +100,19 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     throttled_actions = frozenset({"provision", "start", "stop", "rotate_token", "approve_device", "dashboard_link"})
 
     def get_queryset(self):
-        return UserSprite.objects.filter(user=self.request.user)
+        return UserSprite.objects.filter(user=self.request.user).order_by("-created_at", "-pk")
 
     def get_throttles(self):
         if self.action in self.throttled_actions:
             return [SpriteActionThrottle()]
+        if self.action == "devices" or (self.action == "status" and self._refresh_asked()):
+            return [SpriteReadThrottle()]
         return super().get_throttles()
+
+    def _refresh_asked(self) -> bool:
+        """`?refresh=` as the status action will read it (an invalid value is its 400, unthrottled)."""
+        query = StatusQuerySerializer(data=self.request.query_params)
+        return query.is_valid() and query.validated_data["refresh"]
 
     def get_object(self) -> UserSprite:
         try:
@@ -117,13 +125,21 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
         return sprite
 
     def _status(self, sprite: UserSprite, code: int = http.HTTP_200_OK) -> Response:
-        return Response(SpriteStatusSerializer(sprite).data, status=code)
+        response = Response(SpriteStatusSerializer(sprite).data, status=code)
+        if code == http.HTTP_201_CREATED:  # the sprite now exists, here
+            response["Location"] = self.request.build_absolute_uri(
+                reverse("sprites:sprite-detail", kwargs={"id": sprite.public_id}))
+        elif code == http.HTTP_202_ACCEPTED:  # being set up: poll this
+            response["Location"] = self.request.build_absolute_uri(
+                reverse("sprites:sprite-status", kwargs={"id": sprite.public_id}))
+        return response
 
     @extend_schema(
         summary="Provision your sprite",
         description=(
-            "Idempotent. 201: claimed from the warm pool and online now. 202: the pool was empty; a new "
-            "sprite is being set up (poll the status). 200: you already have one (any status)."
+            "Idempotent. 201: claimed from the warm pool and online now (`Location`: the sprite). 202: the "
+            "pool was empty; a new sprite is being set up (`Location`: its status, to poll). 200: you "
+            "already have one (any status)."
         ),
         request=None,
         responses={
@@ -143,11 +159,12 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Status, runtime, cost and how to connect",
         description=(
-            "Served from the database (no Sprites call) unless `refresh=1`. `gateway_token` is full admin "
-            "of your gateway: send it only in the WebSocket connect frame (params.auth.token)."
+            "Served from the database (no Sprites call) unless `refresh=1` (throttled: THROTTLE_SPRITE_READS). "
+            "`gateway_token` is full admin of your gateway: send it only in the WebSocket connect frame "
+            "(params.auth.token)."
         ),
         parameters=[SPRITE_ID, StatusQuerySerializer],
-        responses={200: SpriteStatusSerializer, **errors(*AUTH, 400, 404, 502, 503)},
+        responses={200: SpriteStatusSerializer, **errors(*AUTH, 400, 404, 429, 502, 503)},
     )
     @action(detail=True, methods=["get"])
     def status(self, request, id=None):
@@ -181,7 +198,8 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
         return self._status(services.rotate_gateway_token(sprite=self.get_object(), actor=request.user))
 
     @extend_schema(summary="Pending browser pairing requests", parameters=[SPRITE_ID],
-                   responses={200: PairingListSerializer, **errors(*AUTH, 404, 409, 502, 503)})
+                   description="Runs `openclaw devices list` in the sprite (throttled: THROTTLE_SPRITE_READS).",
+                   responses={200: PairingListSerializer, **errors(*AUTH, 404, 409, 429, 502, 503)})
     @action(detail=True, methods=["get"])
     def devices(self, request, id=None):
         return Response({"pending": services.list_pairing_requests(sprite=self.get_object())})
@@ -216,7 +234,8 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
 class ObtainTokenView(ObtainAuthToken):
     """`POST /api/auth/token` with `username` and `password`: the caller's DRF token, for a
     frontend on another origin (cross-origin calls use `Authorization: Token …`, no cookies).
-    Throttled per client IP (THROTTLE_AUTH) against password guessing."""
+    Throttled per client address (THROTTLE_AUTH) against password guessing: the socket's peer, or
+    the address TRUSTED_PROXY_COUNT proxies put in X-Forwarded-For, never one a client chose."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"

@@ -6,8 +6,8 @@ from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles():
-    cache.clear()
+def _fresh_throttles(db):
+    cache.clear()  # the throttle counters: the database cache, as in production
     yield
     cache.clear()
 
@@ -54,3 +54,20 @@ def test_it_throttles_password_guessing(alice, settings):
 
         ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     assert codes == [400, 400, 400, 429]
+
+
+def test_a_made_up_x_forwarded_for_does_not_buy_more_guesses(alice, monkeypatch):
+    """TRUSTED_PROXY_COUNT = 0 (DRF's NUM_PROXIES): the socket's peer is the client."""
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/minute"})
+    client = APIClient()
+    codes = [client.post("/api/auth/token", {"username": "alice", "password": "x"}, format="json",
+                         HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(5)]
+    assert codes == [400, 400, 400, 429, 429]
+
+
+def test_it_counts_in_the_shared_database_cache(settings):
+    """Every worker and host sees the same counters: the database cache, not process memory."""
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == settings.TRUSTED_PROXY_COUNT == 0

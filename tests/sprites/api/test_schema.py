@@ -11,14 +11,14 @@ from sprites import openclaw
 ACTION_CODES = {"200", "400", "401", "403", "404", "409", "413", "429", "502", "503"}
 EXPECTED = {
     ("/api/sprites/provision", "post"): {"200", "201", "202", "400", "401", "403", "413", "429", "502", "503"},
-    ("/api/sprites/", "get"): {"200", "401", "403"},
+    ("/api/sprites", "get"): {"200", "401", "403"},
     ("/api/sprites/{id}", "get"): {"200", "401", "403", "404"},
-    ("/api/sprites/{id}/status", "get"): {"200", "400", "401", "403", "404", "502", "503"},
+    ("/api/sprites/{id}/status", "get"): {"200", "400", "401", "403", "404", "429", "502", "503"},
     ("/api/sprites/{id}/start", "post"): ACTION_CODES,
     ("/api/sprites/{id}/stop", "post"): ACTION_CODES,
     ("/api/sprites/{id}/rotate-token", "post"): ACTION_CODES,
     ("/api/sprites/{id}/dashboard-link", "post"): ACTION_CODES,
-    ("/api/sprites/{id}/devices", "get"): {"200", "401", "403", "404", "409", "502", "503"},
+    ("/api/sprites/{id}/devices", "get"): {"200", "401", "403", "404", "409", "429", "502", "503"},
     ("/api/sprites/{id}/devices/{request_id}/approve", "post"): ACTION_CODES,
 }
 

@@ -10,16 +10,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from sprites import services
-from sprites.api.throttles import SpriteActionThrottle
+from sprites.api.throttles import SpriteActionThrottle, SpriteReadThrottle
 from sprites.models import UserSprite
 
 SPRITE_ACTIONS = ["start", "stop", "rotate-token", "dashboard-link"]
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings):
+def _setup(settings, db):
     settings.SPRITES_PROVISION_IN_BACKGROUND = False
-    cache.clear()  # throttle counters live in the cache
+    cache.clear()  # throttle counters live in the cache (the database's, as in production)
 
 
 def client_for(user=None, *, csrf=False) -> APIClient:
@@ -66,6 +66,7 @@ def test_it_provisions_from_the_pool_with_201_then_answers_200(emulator, as_alic
     first = as_alice.post("/api/sprites/provision")
     assert first.status_code == 201, first.content
     body = first.json()
+    assert first["Location"] == f"http://testserver/api/sprites/{body['id']}"  # the sprite, now it exists
     assert body["status"] == "online"
     assert body["gateway_token"] and body["gateway_url"].startswith("http")
     assert body["gateway_ws_url"].startswith("ws")
@@ -81,6 +82,7 @@ def test_it_answers_202_while_a_new_sprite_is_set_up(emulator, as_alice, setting
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = as_alice.post("/api/sprites/provision")
     assert response.status_code == 202
+    assert response["Location"] == f"http://testserver/api/sprites/{response.json()['id']}/status"  # poll this
     assert response.json()["status"] == "provisioning"
     assert response.json()["gateway_token"] == ""
     assert len(callbacks) == 1  # the background set-up starts once the row is committed
@@ -146,11 +148,38 @@ def test_it_passes_a_rate_limit_retry_after_on(emulator, as_alice, sprite, setti
 
 
 def test_it_lists_only_the_callers_sprites(sprite, as_alice, as_bob, staff):
-    assert [s["id"] for s in as_alice.get("/api/sprites/").json()] == [str(sprite.public_id)]
-    assert as_bob.get("/api/sprites/").json() == []
-    assert client_for(staff).get("/api/sprites/").json() == []  # the admin is staff's tool
-    assert "gateway_token" not in as_alice.get("/api/sprites/").json()[0]
+    assert [s["id"] for s in as_alice.get("/api/sprites/").json()["results"]] == [str(sprite.public_id)]
+    assert as_bob.get("/api/sprites/").json()["results"] == []
+    assert client_for(staff).get("/api/sprites/").json()["results"] == []  # the admin is staff's tool
+    assert "gateway_token" not in as_alice.get("/api/sprites/").json()["results"][0]
     assert_error(client_for().get("/api/sprites/"), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("path", ["/api/sprites", "/api/sprites/"])
+def test_it_lists_with_or_without_the_trailing_slash(sprite, as_alice, path):
+    response = as_alice.get(path)
+    assert response.status_code == 200, response.content
+    assert [s["id"] for s in response.json()["results"]] == [str(sprite.public_id)]
+
+
+def test_it_paginates_the_list(alice, as_alice, settings):
+    from rest_framework.pagination import PageNumberPagination
+
+    for n in range(3):  # destroyed sprites stay listed, so a user can have many rows
+        UserSprite.objects.create(user=alice, sprite_name=f"claw-old-{n}", status=UserSprite.Status.DESTROYED)
+    PageNumberPagination.page_size, before = 2, PageNumberPagination.page_size
+    try:
+        first = as_alice.get("/api/sprites").json()
+        second = as_alice.get(first["next"]).json()
+    finally:
+        PageNumberPagination.page_size = before
+    assert first["count"] == 3 and len(first["results"]) == 2 and first["previous"] is None
+    assert len(second["results"]) == 1 and second["next"] is None
+    assert [s["sprite_name"] for s in first["results"] + second["results"]] == ["claw-old-2", "claw-old-1", "claw-old-0"]
+
+
+def test_it_answers_json_404_for_a_path_that_only_starts_like_the_list(db, as_alice):
+    assert_error(as_alice.get("/api/spritesx"), 404, "not_found")
 
 
 def test_it_shows_one_sprite_to_its_owner_only(sprite, as_alice, as_bob):
@@ -287,6 +316,16 @@ def test_it_throttles_sprite_actions(sprite, as_alice, monkeypatch):
     assert_error(response, 429, "throttled")
     assert int(response["Retry-After"]) > 0
     assert as_alice.get(url(sprite, "status")).status_code == 200  # polling is not throttled
+
+
+@pytest.mark.parametrize("path", ["devices", "status?refresh=1"])
+def test_it_throttles_the_reads_that_run_work_in_the_sprite(sprite, as_alice, emulator, monkeypatch, path):
+    monkeypatch.setattr(SpriteReadThrottle, "THROTTLE_RATES", {"sprite_reads": "2/minute"})
+    assert as_alice.get(url(sprite, path)).status_code == 200
+    assert as_alice.get(url(sprite, path)).status_code == 200
+    assert_error(as_alice.get(url(sprite, path)), 429, "throttled")
+    assert as_alice.get(url(sprite, "status")).status_code == 200  # from the database: not throttled
+    assert as_alice.post(url(sprite, "stop")).status_code == 200  # the actions have their own budget
 
 
 # --- devices and dashboard links ---------------------------------------------------------------------
