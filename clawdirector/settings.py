@@ -260,9 +260,17 @@ SPRITE_MONTHLY_BUDGET_USD = env_decimal("SPRITE_MONTHLY_BUDGET_USD", None)
 COST_LOCAL_CURRENCY = env.str("COST_LOCAL_CURRENCY", default="")
 COST_LOCAL_PER_USD = env_decimal("COST_LOCAL_PER_USD", None)
 
-CRONJOBS = [
-    (HEARTBEAT_SCHEDULE, "django.core.management.call_command", ["heartbeat"], {}, ">> /tmp/clawdirector-heartbeat.log 2>&1"),
-]
+# A dead man's switch (healthchecks.io, Cronitor, Dead Man's Snitch…): GET after every full
+# sweep, to this URL when it succeeded and to the fail URL (default: this URL + "/fail", the
+# healthchecks.io convention) when it did not. Both are secrets: never logged.
+HEARTBEAT_PING_URL = env.str("HEARTBEAT_PING_URL", default="")
+HEARTBEAT_PING_FAIL_URL = env.str("HEARTBEAT_PING_FAIL_URL", default="")
+
+# django-crontab (the systemd timer in deploy/ is the first choice: docs/operations.md). Its
+# `crontab run` swallows every exception and exits 0; heartbeat.cron.run keeps the command's
+# exit status and sends the output to syslog (journald on systemd hosts), never a file in /tmp.
+CRONJOBS = [(HEARTBEAT_SCHEDULE, "heartbeat.cron.run", [], {},
+             env.str("HEARTBEAT_CRON_SUFFIX", default="2>&1 | logger -t clawdirector-heartbeat"))]
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
 
 # --- Operations: /metrics --------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""`GET /api/cron/heartbeat`: one sweep for an external scheduler, behind `CRON_SECRET`.
+"""`GET` or `POST /api/cron/heartbeat`: one sweep for an external scheduler, behind `CRON_SECRET`.
 
 A plain Django view, not DRF: no session, no CSRF, no browsable API; the only credential is
 `Authorization: Bearer <CRON_SECRET>`, compared in constant time. The secret is never logged
-or echoed. The sweep runs in the request, so the answer is its JSON summary (see
-docs/operations.md for the worker timeout a large fleet needs).
+or echoed. Both methods do the same (schedulers differ: Vercel Cron sends GET, many webhook
+schedulers POST; a body is ignored). The sweep runs in the request, so the answer is its JSON
+summary (see docs/operations.md for the worker timeout a large fleet needs). Like the command,
+it pings HEARTBEAT_PING_URL (or the fail URL) after the sweep.
 """
 
 import hmac
@@ -15,6 +17,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from heartbeat.ping import ping
 from heartbeat.sweep import run_sweep
 from sprites.api.errors import json_error
 
@@ -32,9 +35,9 @@ def _authorized(request, secret: str) -> bool:
 @csrf_exempt
 @never_cache
 def cron_heartbeat(request):
-    if request.method != "GET":
-        response = json_error("method_not_allowed", "Use GET.", 405)
-        response["Allow"] = "GET"
+    if request.method not in ("GET", "POST"):
+        response = json_error("method_not_allowed", "Use GET or POST.", 405)
+        response["Allow"] = "GET, POST"
         return response
     secret = settings.CRON_SECRET
     if not secret:
@@ -47,8 +50,11 @@ def cron_heartbeat(request):
     try:
         run = run_sweep(trigger="endpoint")
     except ImproperlyConfigured as exc:
+        ping(ok=False)
         return json_error("misconfigured", str(exc), 503)
     except Exception:  # noqa: BLE001 - the scheduler gets JSON, the log gets the traceback
         logger.exception("Cron heartbeat sweep failed")
+        ping(ok=False)
         return json_error("sweep_failed", "The heartbeat sweep failed; see the server log.", 500)
+    ping(ok=not run.failed)
     return JsonResponse(run.as_dict())

@@ -116,7 +116,10 @@ def test_it_records_connection_failures_per_sprite(mocked):
 
 
 def test_it_is_scheduled_by_django_crontab(capsys):
-    schedule, job, args = settings.CRONJOBS[0][:3]
-    assert (schedule, job, args) == (settings.HEARTBEAT_SCHEDULE, "django.core.management.call_command", ["heartbeat"])
+    schedule, job, args, _, suffix = settings.CRONJOBS[0]
+    # The wrapper that keeps the command's exit status (tests/heartbeat/test_cron_wrapper.py),
+    # its output to syslog, never to a file in /tmp.
+    assert (schedule, job, args) == (settings.HEARTBEAT_SCHEDULE, "heartbeat.cron.run", [])
+    assert "logger -t clawdirector-heartbeat" in suffix and "/tmp" not in suffix
     call_command("crontab", "show")  # reads only; works without a crontab binary
     assert "Currently active jobs in crontab" in capsys.readouterr().out

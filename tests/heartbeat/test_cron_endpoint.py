@@ -66,10 +66,20 @@ def test_it_ignores_session_auth_and_csrf(client, staff, mocked):
     assert client.get(URL).status_code == 401  # a staff session is not the cron secret
 
 
-def test_it_refuses_other_methods(client):
-    response = client.post(URL, HTTP_AUTHORIZATION=f"Bearer {SECRET}")
+def test_it_runs_a_sweep_on_post_too(client, mocked):
+    make_sprite("one")
+    answer_exec(mocked)
+    response = client.post(URL, HTTP_AUTHORIZATION=f"Bearer {SECRET}")  # schedulers that only POST
+    assert response.status_code == 200
+    assert response.json()["woke"] == 1
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_it_refuses_other_methods(client, method):
+    response = getattr(client, method)(URL, HTTP_AUTHORIZATION=f"Bearer {SECRET}")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET, POST"
     assert not HeartbeatRun.objects.exists()
 
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from heartbeat.ping import ping
 from heartbeat.sweep import run_sweep
 from sprites.models import UserSprite
 
@@ -27,7 +28,8 @@ class Command(BaseCommand):
         "HEARTBEAT_CONCURRENCY at a time, then bills the wake, accrues storage for every live "
         "sprite by the whole hour and tops up the warm pool. Meant to run every "
         "HEARTBEAT_INTERVAL_MINUTES (django-crontab: HEARTBEAT_SCHEDULE). Prints a summary "
-        "line; exits 1 if any sprite failed, 0 if another sweep already runs on this host."
+        "line; exits 1 if any sprite failed, 0 if another sweep already runs on this host. "
+        "A whole sweep pings HEARTBEAT_PING_URL (or its fail URL) when one is set."
     )
 
     def add_arguments(self, parser):
@@ -47,14 +49,36 @@ class Command(BaseCommand):
         if options["force"] and not options["sprite"]:
             raise CommandError("--force needs --sprite: a forced sweep of the whole fleet would bill twice per window.")
         sprite_ids = self._resolve(options["sprite"]) if options["sprite"] else None
+        # Only a whole scheduled sweep tells the dead man's switch anything.
+        full = not options["dry_run"] and sprite_ids is None
+        try:
+            run = self._sweep(sprite_ids, options)
+        except BaseException:
+            if full:
+                ping(ok=False)
+            raise
+        if run is None:  # another sweep runs on this host: it will ping
+            return
+        if full:
+            ping(ok=not run.failed)
 
+        summary = run.summary()
+        if run.failed:
+            self.stdout.write(self.style.ERROR(summary))
+            if options["verbosity"] == 1:  # at 2 each failure was printed already
+                self.stdout.write(run.error_summary)
+            raise SystemExit(1)
+        self.stdout.write(self.style.SUCCESS(summary))
+
+    def _sweep(self, sprite_ids, options):
+        """The sweep under the per-host lock; None if another one holds it."""
         lock = open(lock_path(), "a")  # noqa: SIM115 - held for the whole sweep
         try:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 self.stdout.write("Another heartbeat sweep is already running on this host; nothing to do.")
-                return
+                return None
             # django-crontab runs jobs as `manage.py crontab run <hash>`.
             trigger = "cron" if sys.argv[1:2] == ["crontab"] else "command"
             try:
@@ -67,14 +91,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Heartbeat misconfigured: {exc}") from exc
         finally:
             lock.close()  # releases the flock
-
-        summary = run.summary()
-        if run.failed:
-            self.stdout.write(self.style.ERROR(summary))
-            if options["verbosity"] == 1:  # at 2 each failure was printed already
-                self.stdout.write(run.error_summary)
-            raise SystemExit(1)
-        self.stdout.write(self.style.SUCCESS(summary))
+        return run
 
     def _resolve(self, refs: list[str]) -> list[int]:
         ids = []
