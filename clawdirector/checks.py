@@ -50,6 +50,52 @@ def check_production_secrets(app_configs=None, **kwargs):
 
 
 @register()
+def check_production_database(app_configs=None, **kwargs):
+    """Production on SQLite loses what overlapping sweeps and several workers need (row locks,
+    SKIP LOCKED, concurrent writers) and usually its data with the container: refused with DEBUG
+    off unless ALLOW_SQLITE_IN_PRODUCTION says it is deliberate (a single-host trial). Runs with
+    every management command, `check --deploy`, and at WSGI start-up (clawdirector/wsgi.py)."""
+    if settings.DEBUG or settings.ALLOW_SQLITE_IN_PRODUCTION:
+        return []
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return [Error(
+            "DATABASE_URL is SQLite with DEBUG off.",
+            hint="Set DATABASE_URL=postgres://user:password@host:5432/db (or ALLOW_SQLITE_IN_PRODUCTION=1 for a "
+                 "single-host trial).",
+            id="clawdirector.E006",
+        )]
+    return []
+
+
+@register()
+def check_emulator_target(app_configs=None, **kwargs):
+    """Emulator mode (DEBUG on, no SPRITES_API_TOKEN) sends a placeholder token: to the local
+    emulator, never to a real API someone's .env still names."""
+    from urllib.parse import urlsplit
+
+    if not settings.SPRITES_USE_EMULATOR:
+        return []
+    host = urlsplit(settings.SPRITES_API_URL).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1") or host.endswith(".localhost"):
+        return []
+    return [Warning(
+        f"No SPRITES_API_TOKEN (emulator mode), but SPRITES_API_URL points at {host}: it would get the "
+        "emulator's placeholder token.",
+        hint="Unset SPRITES_API_URL to use the local emulator, or set SPRITES_API_TOKEN for the real API.",
+        id="clawdirector.W004",
+    )]
+
+
+def startup_errors() -> list[str]:
+    """The serious system-check messages, for a server that runs no management command at
+    start (gunicorn): clawdirector/wsgi.py refuses to serve while there are any."""
+    from django.core import checks
+
+    return [str(message) for message in checks.run_checks() if message.is_serious() and not message.is_silenced()]
+
+
+@register()
 def check_openclaw_pins(app_configs=None, **kwargs):
     """The pinned Node must satisfy the pinned OpenClaw's declared engines (shipped in
     sprites/openclaw/engines.json: no network at check time). On a Node below the range

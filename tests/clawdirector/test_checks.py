@@ -1,5 +1,6 @@
 """Production configuration: missing secrets are named system-check errors."""
 
+import pytest
 from django.core import checks
 
 from clawdirector.checks import check_production_secrets
@@ -69,3 +70,74 @@ def test_it_encrypts_gateway_tokens_at_rest(alice):
         stored = cursor.fetchone()[0]
     assert "tok-very-secret" not in stored
     assert UserSprite.objects.get(pk=sprite.pk).gateway_token == "tok-very-secret"
+
+
+# --- the database in production, the emulator's token, and start-up ----------------------------------
+# The checks read settings.DATABASES only; no connection is made with the overridden values.
+no_override_warning = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
+
+def production(settings):
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["clawdirector.example.com"]
+    settings.SECRET_KEY = "x" * 60
+    settings.SPRITES_API_TOKEN = "org/1/2/token"
+    settings.CRON_SECRET = "c" * 40
+
+
+def sqlite(settings):
+    settings.DATABASES = {**settings.DATABASES,
+                          "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}}
+
+
+@no_override_warning
+def test_it_refuses_sqlite_in_production(settings):
+    from clawdirector.checks import check_production_database
+
+    production(settings)
+    sqlite(settings)
+    settings.ALLOW_SQLITE_IN_PRODUCTION = False
+    assert ids(check_production_database()) == ["clawdirector.E006"]
+    assert "clawdirector.E006" in ids(checks.run_checks(include_deployment_checks=True))  # check --deploy too
+    settings.ALLOW_SQLITE_IN_PRODUCTION = True  # said out loud: a single-host trial
+    assert check_production_database() == []
+    settings.ALLOW_SQLITE_IN_PRODUCTION = False
+    settings.DEBUG = True
+    assert check_production_database() == []
+
+
+@no_override_warning
+def test_it_accepts_postgresql_in_production(settings):
+    from clawdirector.checks import check_production_database
+
+    production(settings)
+    settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"],
+                                                            "ENGINE": "django.db.backends.postgresql"}}
+    assert check_production_database() == []
+
+
+def test_it_warns_when_the_emulators_token_would_go_to_a_real_api(settings):
+    from clawdirector.checks import check_emulator_target
+
+    settings.SPRITES_USE_EMULATOR = True
+    settings.SPRITES_API_URL = "https://api.sprites.dev"
+    assert ids(check_emulator_target()) == ["clawdirector.W004"]
+    settings.SPRITES_API_URL = "http://127.0.0.1:8765"
+    assert check_emulator_target() == []
+    settings.SPRITES_USE_EMULATOR = False
+    settings.SPRITES_API_URL = "https://api.sprites.dev"
+    assert check_emulator_target() == []
+
+
+@no_override_warning
+def test_the_wsgi_app_refuses_to_start_on_a_check_error(settings):
+    """gunicorn runs no management command: clawdirector/wsgi.py runs the checks itself."""
+    from clawdirector.checks import startup_errors
+
+    production(settings)
+    settings.DATABASES = {**settings.DATABASES, "default": {**settings.DATABASES["default"],
+                                                            "ENGINE": "django.db.backends.postgresql"}}
+    assert startup_errors() == []
+    sqlite(settings)
+    settings.ALLOW_SQLITE_IN_PRODUCTION = False
+    assert any("clawdirector.E006" in message for message in startup_errors())
