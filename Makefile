@@ -12,10 +12,17 @@ export PGPORT
 .PHONY: help install run emulator test test-sqlite test-openclaw bench check lint clean
 
 help:
-	@echo "make run      install, migrate, start the Sprites emulator + web app on $(HOST):$(PORT)"
-	@echo "make test     install, start a throwaway PostgreSQL, run the whole suite on it"
+	@echo "make run           install, migrate, start the Sprites emulator + web app on $(HOST):$(PORT)"
+	@echo "make test          install, start a throwaway PostgreSQL, run the whole suite on it"
+	@echo "make test-sqlite   the suite on SQLite, a quick loop (PostgreSQL-only tests skip)"
 	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
-	@echo "make bench    heartbeat sweep, provisioning and admin benchmarks (prints figures)"
+	@echo "make lint          ruff (configuration in pyproject.toml); CI runs it"
+	@echo "make check         system checks (DEBUG on, as make run) + no missing migrations"
+	@echo "make bench         heartbeat sweep, provisioning and admin benchmarks (prints figures)"
+	@echo "make emulator      only the Sprites emulator, on 127.0.0.1:$(EMULATOR_PORT)"
+	@echo "make install       the virtualenv in $(VENV) with requirements-dev.txt"
+	@echo "make clean         remove the virtualenv, run state and collected static files"
+	@echo "make help          this list"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,9 +87,15 @@ bench: install
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
 
+# The development configuration, as `make run` has it (production's checks need its secrets:
+# run `manage.py check --deploy` with them, docs/configuration.md).
+check: export DEBUG ?= 1
 check: install
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+
+lint: install
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache staticfiles

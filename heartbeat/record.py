@@ -20,7 +20,6 @@ from sprites.models import Counter, UsageRecord, UserSprite
 from sprites.models.counters import Increments, observe
 from sprites.services import WakeResult
 
-
 # Histogram buckets (seconds). A turn is bounded by HEARTBEAT_TIMEOUT_SECONDS plus the exec's
 # margin; a wake is late by at most one interval (15 min) before it belongs to the next.
 WAKE_SECONDS_BUCKETS = (1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300)

@@ -7,8 +7,9 @@ filesystem (models.py); creating or restoring one is an instant activity.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import ApiError
 from .formats import rfc3339

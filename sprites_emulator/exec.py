@@ -5,7 +5,7 @@ A mixin of `EmulatorState` (state.py). The command itself is played by openclaw_
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import ApiError, CommandExit
 from .formats import ms

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .formats import rfc3339
 
@@ -57,7 +57,7 @@ class Service:
             },
         }
 
-    def definition(self) -> "Service":
+    def definition(self) -> Service:
         """The definition only, as a checkpoint keeps it: a restored service is stopped."""
         return Service(self.name, self.cmd, list(self.args), list(self.needs), self.http_port,
                        dict(self.env), self.dir)

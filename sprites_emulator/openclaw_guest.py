@@ -15,7 +15,8 @@ import secrets
 import shlex
 import time
 import uuid
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import ClientGone, CommandExit
 from .formats import duration_seconds

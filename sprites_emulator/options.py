@@ -23,7 +23,7 @@ class Faults:
 
     RATES = ("fault_rate", "rate_limit_rate", "drop_rate", "slow_rate")
 
-    def updated(self, changes: dict) -> "Faults":
+    def updated(self, changes: dict) -> Faults:
         """A copy with `changes` applied; ApiError(400) on an unknown key or a bad value."""
         known = {f.name for f in fields(self)}
         clean: dict[str, Any] = {}
@@ -63,7 +63,7 @@ class Options:
     faults: Faults = field(default_factory=Faults)
 
     @classmethod
-    def from_kwargs(cls, **kwargs) -> "Options":
+    def from_kwargs(cls, **kwargs) -> Options:
         """Accept the flat keyword style of `start_emulator(latency_ms=50, idle_seconds=1)`."""
         fault_names = {f.name for f in fields(Faults)}
         fault_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fault_names}

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     serve(server)
 
 
-def serve(server: "EmulatorServer") -> None:
+def serve(server: EmulatorServer) -> None:
     """Serve until Ctrl-C, then release the port."""
     try:
         server.serve_forever()

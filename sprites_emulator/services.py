@@ -6,7 +6,8 @@ sprite, and the activity lasts as long as its stream (`_ActivityStream`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, not_found
 from .formats import duration_seconds, ms
@@ -112,7 +113,7 @@ class ServicesMixin:
     def _event(self, kind: str, data: str) -> dict:
         return {"type": kind, "data": data, "timestamp": ms(self.wall(self.now()))}
 
-    def _stream(self, sprite: Sprite, events: list[dict], hold: float) -> "_ActivityStream":
+    def _stream(self, sprite: Sprite, events: list[dict], hold: float) -> _ActivityStream:
         return _ActivityStream(self, sprite, events, hold)
 
 

@@ -12,8 +12,9 @@ import logging
 import select
 import socket
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ApiError, ClientGone

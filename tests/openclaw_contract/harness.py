@@ -695,7 +695,7 @@ def ws_connect(url: str, token: str | None, *, headers: dict | None = None, devi
                 with contextlib.suppress(WsError, OSError, ValueError):
                     while ws.recv(timeout=max(0.1, min(3, deadline - time.monotonic()))) is not None:
                         pass
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         pass
     except (WsError, OSError):
         pass

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
 from sprites import billing
-from sprites.client import get_client
+from sprites.client import SpritesError, get_client
 from sprites.client.http import tally
-from sprites.models import Counter, UserSprite
+from sprites.models import UserSprite
 from sprites.services import persist_api_calls
 from tests.conftest import API, make_sprite, usage
 from tests.heartbeat.conftest import answer_exec, exec_body
@@ -153,7 +153,7 @@ def test_it_counts_sprites_api_errors_by_kind(client, db, mocked, settings):
                 json={"error": "concurrent_sprite_limit_exceeded", "limit": 3}, headers={"Retry-After": "1"})
     client_ = get_client()
     for call in (lambda: client_.get_sprite("claw-x"), lambda: client_.exec("claw-x", ["true"])):
-        with pytest.raises(Exception):
+        with pytest.raises(SpritesError):
             call()
     persist_api_calls()
     samples = scrape(client)

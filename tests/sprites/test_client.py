@@ -7,7 +7,6 @@ import requests
 import responses
 from responses import matchers
 
-from sprites.client import http as sprites_client
 from sprites.client import (
     SpriteNotFound,
     SpritesAuthFailed,
@@ -19,6 +18,7 @@ from sprites.client import (
     parse_exec_body,
     parse_exec_frames,
 )
+from sprites.client import http as sprites_client
 
 API = "https://api.sprites.test/v1"
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import responses
 
-from sprites.client import SpritesClient, SpritesUnavailable
+from sprites.client import SpriteNotFound, SpritesClient, SpritesUnavailable
 from sprites.client.http import endpoint_of, tally
 from sprites.models import Counter
 from sprites.models.counters import labels_key, observe
@@ -35,7 +35,7 @@ def test_it_tallies_every_attempt_and_each_error_by_kind(client):
     responses.get(f"{API}/sprites/claw-b", status=404, json={"error": "not_found"})
     with pytest.raises(SpritesUnavailable):
         client.get_sprite("claw-a")  # 1 try + 2 retries
-    with pytest.raises(Exception):
+    with pytest.raises(SpriteNotFound):
         client.get_sprite("claw-b")  # a 4xx is not retried
     calls, errors = tally.drain()
     assert calls == {"GET /sprites/{name}": 4}

@@ -2,9 +2,9 @@
 what the real 2026.9.6 CLI prints (openclaw.md), and the dashboard link it hands out."""
 
 import json
+import subprocess
 from decimal import Decimal
 from pathlib import Path
-import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 import requests
+from django.conf import settings
 
 from .conftest import Api
 

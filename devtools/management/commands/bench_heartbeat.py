@@ -97,7 +97,7 @@ class Command(BaseCommand):
                 users = list(get_user_model().objects.filter(username__startswith=f"bench-{tag}-").order_by("username"))
             UserSprite.objects.bulk_create(
                 [UserSprite(user=user, sprite_name=name, status=UserSprite.Status.SLEEPING)
-                 for user, name in zip(users, names)], batch_size=1000)
+                 for user, name in zip(users, names, strict=True)], batch_size=1000)
             self.stdout.write(f"{n} sprites, concurrency {concurrency}, latency {options['latency_ms']:g} ms, "
                               f"turn {options['exec_seconds']:g} s, idle tail {idle} s; sweeping…")
 
