@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_crontab",
+    # Durable background work on the project's PostgreSQL (Django 6's tasks framework, backported)
+    "django_tasks",
+    "django_tasks_db",
     "clawdirector",
     "sprites",
     "heartbeat",
@@ -211,12 +214,25 @@ SPRITES_MAX_RETRIES = env.int("SPRITES_MAX_RETRIES", default=3)
 SPRITES_BACKOFF_SECONDS = env.float("SPRITES_BACKOFF_SECONDS", default=0.5)
 SPRITES_POOL_CONNECTIONS = env.int("SPRITES_POOL_CONNECTIONS", default=128)
 
-# With an empty pool, set a user's new sprite up in a background thread (202) rather than
-# holding their request open for the whole set-up.
-SPRITES_PROVISION_IN_BACKGROUND = env.bool("SPRITES_PROVISION_IN_BACKGROUND", default=True)
-# A `provisioning` row untouched for this long is taken as abandoned (a crashed worker) and
-# resumed by fill_pool / the heartbeat.
-SPRITE_PROVISION_STUCK_SECONDS = env.int("SPRITE_PROVISION_STUCK_SECONDS", default=1800)
+# Background work (set-ups, pool refills, the console's bulk actions) is a task in the database,
+# run by `manage.py worker` (docs/operations.md "The task worker"); the web process starts none.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "setup"]}}
+# Set-ups running at once across every worker (each holds a sprite running for minutes); a
+# provider 429 (its running cap) is retried with backoff, never a failure.
+SPRITE_SETUP_CONCURRENCY = env.int("SPRITE_SETUP_CONCURRENCY", default=4)
+# A set-up that fails on a transient Sprites error is retried this many times in all, after
+# SPRITE_SETUP_RETRY_SECONDS, doubling each time.
+SPRITE_SETUP_ATTEMPTS = env.int("SPRITE_SETUP_ATTEMPTS", default=5)
+SPRITE_SETUP_RETRY_SECONDS = env.float("SPRITE_SETUP_RETRY_SECONDS", default=15.0)
+# Worker loops per `manage.py worker` process, and how often each looks for tasks whose worker
+# died (sprites/worker.py: a dead worker's task is running again seconds later). A task whose
+# worker died TASK_MAX_CLAIMS times fails instead of killing workers forever.
+TASK_WORKER_THREADS = env.int("TASK_WORKER_THREADS", default=4)
+TASK_REAP_SECONDS = env.float("TASK_REAP_SECONDS", default=5.0)
+TASK_MAX_CLAIMS = env.int("TASK_MAX_CLAIMS", default=5)
+# A `provisioning` row with no queued or running task and untouched for this long (a lost
+# task) is set up again by the heartbeat's side job.
+SPRITE_PROVISION_STUCK_SECONDS = env.int("SPRITE_PROVISION_STUCK_SECONDS", default=120)
 SPRITE_NAME_PREFIX = env.str("SPRITE_NAME_PREFIX", default="claw-")
 SPRITE_POOL_SIZE = env.int("SPRITE_POOL_SIZE", default=2)
 SPRITE_NETWORK_ALLOW = env.list(

@@ -117,4 +117,5 @@ def _side_jobs(run: HeartbeatRun) -> None:
     _note(run, "storage", storage)
     _note(run, "pruning wake records", prune)
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
-    _note(run, "fill_pool", lambda: f"{services.fill_pool()} sprite(s) set up")
+    # Queues set-up tasks and returns: the worker runs them (never this request or command).
+    _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")

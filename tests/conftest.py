@@ -57,6 +57,34 @@ def emulator(settings):
         handle.stop()
 
 
+DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "setup"]}}
+
+
+@pytest.fixture
+def task_queue(settings):
+    """The real database queue instead of the tests' immediate backend: tasks wait as rows
+    until `task_queue.run()` works them off in this process (what `manage.py worker` does)."""
+    settings.TASKS = DB_TASKS
+
+    class Queue:
+        @staticmethod
+        def rows():
+            from django_tasks_db.models import DBTaskResult
+
+            return DBTaskResult.objects.all()
+
+        @staticmethod
+        def run(max_tasks: int | None = None) -> int:
+            from sprites.worker import Worker
+
+            worker = Worker(queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False,
+                            max_tasks=max_tasks, worker_id="test-worker", excluded_queue_names=[])
+            worker.run()
+            return worker._run_tasks
+
+    return Queue()
+
+
 def make_sprite(name, *, user=True, status=UserSprite.Status.SLEEPING, age_days=None, **fields) -> UserSprite:
     """A sprite row. `user`: True = a new user of its own, a User = theirs, None = a pool
     sprite. `age_days` back-dates its creation (now - age_days)."""

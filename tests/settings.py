@@ -17,6 +17,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, te
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_AUTOREFRESH = True  # serve from the apps' static dirs, no STATIC_ROOT needed
 WHITENOISE_USE_FINDERS = True
-# Threads (the live server, background provisioning, sweep workers) must not keep their
+# Threads (the live server, task workers, sweep workers) must not keep their
 # connections past a request, or the test database cannot be dropped at the end.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Tasks run where they are queued, in the caller's transaction; tests/sprites/test_tasks.py
+# uses the database backend and real `manage.py worker` processes.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "setup"]}}

@@ -7,7 +7,7 @@ from django.db import connection, transaction
 
 from sprites.models import UserSprite
 
-from .provisioning import new_sprite_name, resume_stuck_provisioning, run_provisioning
+from .provisioning import new_sprite_name, resume_stuck_provisioning
 
 Status = UserSprite.Status
 _pool_lock_local = threading.Lock()
@@ -39,10 +39,14 @@ class _pool_lock:
 
 
 def fill_pool(*, target: int | None = None) -> int:
-    """Top the warm pool up to `target` (default SPRITE_POOL_SIZE) set-up sprites and return
-    how many were created. Rows being set up count as pool members, and the count-and-reserve
-    step is serialised, so two fills running at once never overfill. Resumes stuck set-ups
-    first. Runs the set-ups inline: minutes against the real API."""
+    """Top the warm pool up to `target` (default SPRITE_POOL_SIZE) set-up sprites: reserve the
+    missing rows and queue one set-up task each (the worker runs them, SPRITE_SETUP_CONCURRENCY
+    at once, after any user's set-up); returns how many were queued. Rows being set up count as
+    pool members, and the count-and-reserve step is serialised, so two fills running at once
+    never overfill. Queues stuck set-ups again first. Returns at once: the set-ups take minutes
+    against the real API, and run on the immediate backend (tests) before this returns."""
+    from .tasks import enqueue_setup
+
     target = settings.SPRITE_POOL_SIZE if target is None else target
     resume_stuck_provisioning()
     with _pool_lock():
@@ -51,8 +55,6 @@ def fill_pool(*, target: int | None = None) -> int:
             UserSprite.objects.create(user=None, status=Status.PROVISIONING, sprite_name=new_sprite_name())
             for _ in range(max(target - in_pool, 0))
         ]
-    created = 0
     for row in rows:
-        if run_provisioning(sprite_pk=row.pk).status == Status.READY:
-            created += 1
-    return created
+        enqueue_setup(row.pk, for_user=False)
+    return len(rows)

@@ -4,20 +4,18 @@ The warm pool (see ../shared/design.md: the real API cannot clone a sprite): poo
 rows with no user in status `ready`, each set up once and checkpointed as its own golden
 checkpoint. Provisioning claims one, restores the golden checkpoint, writes a fresh gateway
 token into the OpenClaw config and the gateway service's environment, and (re)starts the
-service: three Sprites calls. With an empty pool a new sprite is set up in the background and
-the answer is "provisioning".
+service: three Sprites calls. With an empty pool a new sprite is set up by a task (the worker
+runs it: `tasks.set_up_sprite`) and the answer is "provisioning".
 """
 
-import contextvars
 import logging
 import re
 import secrets
-import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sprites import openclaw
@@ -27,7 +25,6 @@ from sprites.models import LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_exec, check_stream
 from .events import bill_wake, fail, log_event, ms_since
-from .metrics import persist_api_calls
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +51,7 @@ def _live_sprite(user) -> UserSprite | None:
 def provision_sprite(*, user) -> tuple[UserSprite, str]:
     """The user's sprite, and how it came: "existing" (they had one; idempotent), "ready"
     (claimed from the warm pool and online now) or "provisioning" (the pool was empty: a new
-    sprite is being set up in the background; the status endpoint shows progress or failure).
+    sprite's set-up is queued for the worker; the status endpoint shows progress or failure).
 
     A Sprites failure while activating a claimed pool sprite is COMPENSATED, not rolled
     forward: the sprite goes back to the pool (`return_to_pool`), the user is left with no
@@ -76,13 +73,16 @@ def provision_sprite(*, user) -> tuple[UserSprite, str]:
 
 
 def _provision_new(user) -> tuple[UserSprite, str]:
+    from .tasks import enqueue_setup
+
     try:
         with transaction.atomic():
             row = UserSprite.objects.create(user=user, status=Status.PROVISIONING, sprite_name=new_sprite_name())
+            log_event(sprite=row, action="provision", actor=user, detail="pool empty: setting up a new sprite")
+            # The task is a row of the same transaction: no sprite row without its set-up.
+            enqueue_setup(row.pk, for_user=True)
     except IntegrityError:
         return _after_lost_race(user)
-    log_event(sprite=row, action="provision", actor=user, detail="pool empty: setting up a new sprite")
-    _in_background(row.pk)
     row.refresh_from_db()
     return row, "provisioning"
 
@@ -117,9 +117,11 @@ def _after_lost_race(user) -> tuple[UserSprite, str]:
 
 def _retry_failed(row: UserSprite) -> tuple[UserSprite, str]:
     """A user whose set-up failed asks again: resume it (one retry at a time)."""
+    from .tasks import enqueue_setup
+
     if UserSprite.objects.retry_failed(row.pk):
         log_event(sprite=row, action="provision", actor=row.user, detail="retrying the failed set-up")
-        _in_background(row.pk)
+        enqueue_setup(row.pk, for_user=True)
         row.refresh_from_db()
         return row, "provisioning"
     row.refresh_from_db()
@@ -203,16 +205,17 @@ def activate(row: UserSprite, *, restore: bool) -> None:
     row.mark_online(gateway_url=row.sprite_url, gateway_token=token)
 
 
-def run_provisioning(*, sprite_pk: int) -> UserSprite:
+def run_provisioning(*, sprite_pk: int, retry_transient: bool = False) -> UserSprite:
     """Bring a `provisioning` row to `ready` (pool) or `online` (a user's): set it up unless
     it already has its golden checkpoint, then, for a user's row, activate it. Resumable: a
-    crashed or failed attempt is picked up where it stopped."""
+    crashed or failed attempt is picked up where it stopped. `retry_transient`: the caller
+    retries a transient failure, so a user's row stays `provisioning` too (the set-up task)."""
     row = UserSprite.objects.get(pk=sprite_pk)
     with sprite_context(row.public_id):
-        return _run_provisioning(row)
+        return _run_provisioning(row, retry_transient)
 
 
-def _run_provisioning(row: UserSprite) -> UserSprite:
+def _run_provisioning(row: UserSprite, retry_transient: bool) -> UserSprite:
     if row.status != Status.PROVISIONING:
         return row
     started = time.monotonic()
@@ -230,12 +233,13 @@ def _run_provisioning(row: UserSprite) -> UserSprite:
             finally:
                 bill_wake(sprite=row, cause=UsageRecord.Cause.PROVISIONING, tag="provisioning", started_at=bill_start)
     except (SpritesError, SpriteActionError) as exc:
-        # A pool row on a transient failure stays `provisioning`: resume_stuck_provisioning
-        # retries the same row later, so an outage never piles up half-made sprites. A user's
-        # row goes to `error`: the status endpoint shows why, and their next provision
-        # request retries it (see provision_sprite).
-        transient_pool = row.is_pool and not getattr(exc, "permanent", True)
-        fail(row, action=action, actor=None, exc=exc, started=started, to_error=not transient_pool)
+        # A pool row on a transient failure stays `provisioning`: its task retries it, and
+        # resume_stuck_provisioning later, so an outage never piles up half-made sprites. A
+        # user's row too while its task retries; after the last try it goes to `error`: the
+        # status endpoint shows why, and their next provision request retries it.
+        transient = not getattr(exc, "permanent", True)
+        keep = transient and (row.is_pool or retry_transient)
+        fail(row, action=action, actor=None, exc=exc, started=started, to_error=not keep)
         logger.warning("Provisioning of sprite %s failed: %s", row.sprite_name, exc)
         return row
     row.refresh_from_db(fields=["total_cost_usd", "total_runtime_seconds"])
@@ -243,43 +247,20 @@ def _run_provisioning(row: UserSprite) -> UserSprite:
     return row
 
 
-def _in_background(sprite_pk: int) -> None:
-    """Run `run_provisioning` in a daemon thread after the current transaction commits. The
-    thread has its own DB connection, closed at the end. SPRITES_PROVISION_IN_BACKGROUND=False
-    runs it inline (tests)."""
-    if not settings.SPRITES_PROVISION_IN_BACKGROUND:
-        run_provisioning(sprite_pk=sprite_pk)
-        return
-
-    def work():
-        try:
-            run_provisioning(sprite_pk=sprite_pk)
-        except Exception:  # a bug: the row stays `provisioning` and is resumed later
-            logger.exception("Background provisioning of sprite row %s crashed", sprite_pk)
-        finally:
-            persist_api_calls()
-            connections.close_all()
-
-    # The thread runs in a copy of the request's context: its log lines keep the request id.
-    transaction.on_commit(lambda: threading.Thread(
-        target=contextvars.copy_context().run, args=(work,), name=f"provision-{sprite_pk}", daemon=True,
-    ).start())
-
-
 def resume_stuck_provisioning(*, older_than_seconds: int | None = None) -> int:
-    """Resume rows left in `provisioning` with no progress for a while (a crashed thread or
-    process, a transient failure of a pool set-up). Each row is claimed by a conditional
-    UPDATE of `updated_at`, so overlapping callers (heartbeats on several hosts) never resume
-    the same row twice. Runs the set-ups inline; returns how many were resumed."""
+    """Queue the set-up again of rows left in `provisioning` that have no queued or running
+    set-up task and no progress for a while (a task lost or failed for good, a pool set-up
+    that ran out of retries). A killed worker is not a case for this: its task is run again
+    by the next worker within seconds (sprites/worker.py). Returns how many were queued."""
+    from .tasks import enqueue_setup
+
     if older_than_seconds is None:
         older_than_seconds = settings.SPRITE_PROVISION_STUCK_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = list(
-        UserSprite.objects.filter(status=Status.PROVISIONING, updated_at__lt=cutoff).values_list("pk", "updated_at")
-    )
-    resumed = 0
-    for pk, updated_at in stuck:
-        if UserSprite.objects.touch_stuck(pk, updated_at):
-            resumed += 1
-            run_provisioning(sprite_pk=pk)
-    return resumed
+    stuck = UserSprite.objects.filter(status=Status.PROVISIONING, updated_at__lt=cutoff)
+    queued = 0
+    for pk, user_id, updated_at in stuck.values_list("pk", "user_id", "updated_at"):
+        # The conditional touch makes overlapping callers (sweeps on several hosts) queue once.
+        if UserSprite.objects.touch_stuck(pk, updated_at) and enqueue_setup(pk, for_user=user_id is not None):
+            queued += 1
+    return queued

@@ -10,9 +10,10 @@ from sprites.services import fill_pool, persist_api_calls
 class Command(BaseCommand):
     help = (
         "Top the warm pool up to SPRITE_POOL_SIZE (or --target) set-up, checkpointed sprites "
-        "waiting for a user: first resumes set-ups stuck in 'provisioning', then creates and "
-        "sets up the missing ones, one after the other (each takes minutes against the real "
-        "API). Safe to run while another fill runs. Exits 1 when a set-up failed."
+        "waiting for a user: queues set-ups stuck in 'provisioning' again, then reserves the "
+        "missing rows and queues one set-up task each, and returns; `manage.py worker` runs them, "
+        "SPRITE_SETUP_CONCURRENCY at once (each takes minutes against the real API). Safe to run "
+        "while another fill runs. Exits 1 when a set-up it can already see failed."
     )
 
     def add_arguments(self, parser):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         target = settings.SPRITE_POOL_SIZE if target is None else target
         before = set(UserSprite.objects.filter(user__isnull=True).values_list("pk", flat=True))
         try:
-            created = fill_pool(target=target)
+            queued = fill_pool(target=target)
         except ValueError as exc:  # a bad SPRITE_NAME_PREFIX: configuration, not a failure
             raise CommandError(str(exc)) from exc
         finally:
@@ -35,6 +36,6 @@ class Command(BaseCommand):
         ready = UserSprite.objects.filter(user__isnull=True, status=UserSprite.Status.READY).count()
         for row in failed:
             self.stderr.write(f"{row.sprite_name}: {row.status}: {row.last_error}")
-        self.stdout.write(f"Created {created} pool sprite(s); {ready} ready of target {target}.")
+        self.stdout.write(f"Queued {queued} set-up(s); {ready} ready of target {target}.")
         if failed:
             raise SystemExit(1)

@@ -77,15 +77,17 @@ def test_it_provisions_from_the_pool_with_201_then_answers_200(emulator, as_alic
     assert UserSprite.objects.filter(user=alice).count() == 1
 
 
-def test_it_answers_202_while_a_new_sprite_is_set_up(emulator, as_alice, settings, django_capture_on_commit_callbacks):
-    settings.SPRITES_PROVISION_IN_BACKGROUND = True
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = as_alice.post("/api/sprites/provision")
+def test_it_answers_202_while_a_new_sprite_is_set_up(emulator, as_alice, task_queue):
+    response = as_alice.post("/api/sprites/provision")
     assert response.status_code == 202
     assert response["Location"] == f"http://testserver/api/sprites/{response.json()['id']}/status"  # poll this
     assert response.json()["status"] == "provisioning"
     assert response.json()["gateway_token"] == ""
-    assert len(callbacks) == 1  # the background set-up starts once the row is committed
+    assert task_queue.rows().get().status == "READY"  # the set-up waits for the worker
+
+    assert task_queue.run() == 1
+    body = as_alice.get(response["Location"]).json()
+    assert body["status"] == "online" and body["gateway_token"]
 
 
 def test_it_refuses_provisioning_to_anonymous(db):

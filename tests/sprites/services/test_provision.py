@@ -2,7 +2,6 @@
 the middle (with `responses`) that must leave the pool and the user consistent."""
 
 import json
-import threading
 
 import pytest
 import responses
@@ -71,7 +70,7 @@ def test_it_tops_the_pool_up_only_by_what_is_missing(db, emulator, settings):
 
 def test_it_fills_the_pool_from_the_command(db, emulator, capsys):
     call_command("fill_pool", "--target", "1")
-    assert "Created 1 pool sprite(s); 1 ready of target 1." in capsys.readouterr().out
+    assert "Queued 1 set-up(s); 1 ready of target 1." in capsys.readouterr().out
 
 
 def test_it_refuses_a_negative_target_in_the_command(db):
@@ -93,7 +92,7 @@ def test_it_exits_non_zero_when_a_pool_set_up_fails(db, emulator):
 @responses.activate
 def test_it_keeps_a_transiently_failed_pool_set_up_for_resumption(db):
     responses.post(f"{API}/sprites", status=503, json={"error": "capacity"})
-    assert services.fill_pool(target=1) == 0
+    assert services.fill_pool(target=1) == 1  # queued (and, on the immediate backend, tried)
     row = UserSprite.objects.get()
     # Still a pool member in flight: the next fill does not pile up another one during an outage.
     assert row.status == "provisioning" and "capacity" in row.last_error
@@ -170,14 +169,14 @@ def test_it_shows_why_a_set_up_failed_and_retries_on_the_next_provision(db, emul
     assert UserSprite.objects.count() == 1
 
 
-def test_it_sets_up_in_a_background_thread_and_answers_at_once(transactional_db, emulator, alice, settings):
-    settings.SPRITES_PROVISION_IN_BACKGROUND = True
+def test_it_queues_the_set_up_for_the_worker_and_answers_at_once(db, emulator, alice, task_queue):
     sprite, outcome = services.provision_sprite(user=alice)
     assert outcome == "provisioning" and sprite.status == "provisioning"
-    (worker,) = [t for t in threading.enumerate() if t.name == f"provision-{sprite.pk}"]
-    assert worker.daemon
-    worker.join(10)
-    assert not worker.is_alive()
+    assert not emulator.exists(sprite.sprite_name)  # nothing ran in this process
+    (queued,) = task_queue.rows()
+    assert queued.args_kwargs["kwargs"] == {"sprite_pk": sprite.pk, "attempt": 1}
+    assert queued.priority == 10  # a waiting user goes before pool refills
+    assert task_queue.run() == 1
     sprite.refresh_from_db()
     assert sprite.status == "online" and sprite.events.filter(action="provision", detail="online").exists()
 

@@ -1,0 +1,163 @@
+"""Durable background work: django-tasks tasks stored in the project's database and run by
+`manage.py worker` (sprites/worker.py), never by a thread of the web process.
+
+- `set_up_sprite`: brings one `provisioning` row to `ready` (pool) or `online` (a user's).
+  Idempotent (`run_provisioning` resumes where an attempt stopped and does nothing to a row
+  that is no longer `provisioning`), keyed by sprite (one queued or running task per sprite,
+  and a PostgreSQL advisory lock per sprite while it runs, so two never run at once),
+  retried with exponential backoff on transient Sprites errors, at most
+  SPRITE_SETUP_CONCURRENCY at once across all workers. A user's set-up goes before the pool's.
+- `run_sprite_action`: one console bulk action on one sprite (start, stop, refresh, rotate,
+  destroy); a bulk action enqueues one per sprite under a batch id the console follows.
+
+Django 6: `django_tasks` becomes `django.tasks` (the imports below and in sprites/worker.py).
+"""
+
+import contextlib
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+from django_tasks import task
+
+from sprites.client import SpritesError
+from sprites.models import UserSprite
+
+from . import lifecycle, provisioning
+from .errors import SpriteActionError
+
+logger = logging.getLogger(__name__)
+
+Status = UserSprite.Status
+USER_PRIORITY, POOL_PRIORITY = 10, 0  # a waiting user before a pool refill
+SPRITE_LOCK_NS = 0x73707274  # "sprt": advisory-lock namespaces (two-int form)
+SLOT_LOCK_NS = 0x736C6F74  # "slot"
+SLOT_WAIT_SECONDS = 2.0
+LIVE = ("READY", "RUNNING")
+
+
+# --- enqueueing ----------------------------------------------------------------------------------
+
+
+def _queue_rows():
+    """The database backend's rows, or None on a backend that keeps none (immediate, tests)."""
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects if isinstance(set_up_sprite.get_backend(), DatabaseBackend) else None
+
+
+def live_setup_exists(sprite_pk: int, *, other_than=None) -> bool:
+    """Is a set-up of this sprite queued or running (other than the task `other_than`)?"""
+    rows = _queue_rows()
+    if rows is None:
+        return False
+    found = rows.filter(task_path=set_up_sprite.module_path, status__in=LIVE, args_kwargs__kwargs__sprite_pk=sprite_pk)
+    if other_than is not None:
+        found = found.exclude(id=other_than)
+    return found.exists()
+
+
+def enqueue_setup(sprite_pk: int, *, for_user: bool, attempt: int = 1, delay: float = 0.0,
+                  replacing=None) -> bool:
+    """Queue the set-up of a `provisioning` row unless one is already queued or running;
+    True if queued. `replacing`: the id of the task that queues its own follow-up."""
+    if live_setup_exists(sprite_pk, other_than=replacing):
+        return False
+    work = set_up_sprite.using(priority=USER_PRIORITY if for_user else POOL_PRIORITY)
+    if delay and work.get_backend().supports_defer:
+        work = work.using(run_after=timezone.now() + timedelta(seconds=delay))
+    work.enqueue(sprite_pk=sprite_pk, attempt=attempt)
+    return True
+
+
+def _can_defer() -> bool:
+    return set_up_sprite.get_backend().supports_defer
+
+
+# --- locks (PostgreSQL advisory locks on the worker's session; none on SQLite) ----------------------
+
+
+@contextlib.contextmanager
+def _advisory(namespace: int, key: int):
+    """Yield True if this session took the lock (released on exit, or when the worker's
+    session ends: a killed worker frees it at once)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
+        taken = cursor.fetchone()[0]
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
+
+
+@contextlib.contextmanager
+def _setup_slot():
+    """One of SPRITE_SETUP_CONCURRENCY slots shared by every worker; yields False if all busy."""
+    for slot in range(settings.SPRITE_SETUP_CONCURRENCY):
+        with _advisory(SLOT_LOCK_NS, slot) as taken:
+            if taken:
+                yield True
+                return
+    yield False
+
+
+# --- the tasks -------------------------------------------------------------------------------------
+
+
+@task(queue_name="setup", takes_context=True)
+def set_up_sprite(context, sprite_pk: int, attempt: int = 1) -> str:
+    """Set up one sprite (see the module docstring); returns what happened, for the task list."""
+    me = context.task_result.id
+    for_user = context.task_result.task.priority >= USER_PRIORITY
+    with _advisory(SPRITE_LOCK_NS, sprite_pk) as mine:
+        if not mine:
+            return "skipped: another worker is setting this sprite up"
+        with _setup_slot() as slot:
+            if not slot:
+                enqueue_setup(sprite_pk, for_user=for_user, attempt=attempt, delay=SLOT_WAIT_SECONDS, replacing=me)
+                return "deferred: every set-up slot is busy"
+            final = attempt >= settings.SPRITE_SETUP_ATTEMPTS or not _can_defer()
+            row = provisioning.run_provisioning(sprite_pk=sprite_pk, retry_transient=not final)
+    if row.status == Status.PROVISIONING and not final:
+        delay = settings.SPRITE_SETUP_RETRY_SECONDS * 2 ** (attempt - 1)
+        enqueue_setup(sprite_pk, for_user=for_user, attempt=attempt + 1, delay=delay, replacing=me)
+        return f"attempt {attempt} failed ({row.last_error}); retrying in {delay:g} s"
+    return f"{row.status}" + (f": {row.last_error}" if row.status in (Status.ERROR, Status.PROVISIONING) else "")
+
+
+SPRITE_ACTIONS = {
+    "start": lifecycle.start_sprite,
+    "stop": lifecycle.stop_sprite,
+    "refresh": lifecycle.refresh_status,
+    "rotate_token": lifecycle.rotate_gateway_token,
+    "destroy": lifecycle.destroy_sprite,
+}
+
+
+class ActionFailed(Exception):
+    """A console action failed on its sprite: the task fails with this message."""
+
+
+@task()
+def run_sprite_action(action: str, sprite_pk: int, actor_pk: int | None = None, batch: str = "") -> str:
+    """One console bulk action on one sprite, as staff `actor_pk`. `batch` groups the tasks of
+    one click, for the console's progress page."""
+    sprite = UserSprite.objects.get(pk=sprite_pk)
+    actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
+    with _advisory(SPRITE_LOCK_NS, sprite_pk) as mine:
+        if not mine:
+            raise ActionFailed(f"{sprite.sprite_name}: busy (being set up or acted on); try again")
+        try:
+            SPRITE_ACTIONS[action](sprite=sprite, actor=actor)
+        except (SpritesError, SpriteActionError) as exc:
+            raise ActionFailed(f"{sprite.sprite_name}: {exc}") from exc
+    return f"{sprite.sprite_name}: done"
