@@ -29,6 +29,8 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as DBWorker
 from django_tasks_db.models import DBTaskResult
 
+from sprites.services.metrics import persist_api_calls
+
 logger = logging.getLogger(__name__)
 
 READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
@@ -129,6 +131,7 @@ class Worker(DBWorker):
                 finally:
                     if _postgres():
                         _unlock(db_task.id)
+                    persist_api_calls()  # this process's Sprites calls, for /metrics
             if self.batch and db_task is None:
                 return
             if self.max_tasks is not None and self._run_tasks >= self.max_tasks:

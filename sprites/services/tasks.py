@@ -24,6 +24,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from sprites.client import SpritesError
+from sprites.logcontext import sprite_context
 from sprites.models import UserSprite
 
 from . import lifecycle, provisioning
@@ -153,7 +154,7 @@ def run_sprite_action(action: str, sprite_pk: int, actor_pk: int | None = None, 
     one click, for the console's progress page."""
     sprite = UserSprite.objects.get(pk=sprite_pk)
     actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
-    with _advisory(SPRITE_LOCK_NS, sprite_pk) as mine:
+    with sprite_context(sprite.public_id), _advisory(SPRITE_LOCK_NS, sprite_pk) as mine:
         if not mine:
             raise ActionFailed(f"{sprite.sprite_name}: busy (being set up or acted on); try again")
         try:
