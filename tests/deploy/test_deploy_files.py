@@ -36,7 +36,7 @@ def test_docker_compose_config_validates(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert set(services) == {"db", "migrate", "web", "heartbeat"}
+    assert set(services) == {"db", "migrate", "web", "worker", "heartbeat"}
     # Without the database password it refuses to start rather than run with an empty one.
     refused = subprocess.run([*compose_command(), "-f", "deploy/compose.yaml", "config"], cwd=tmp_path,
                              env={"PATH": env["PATH"]}, capture_output=True, text=True, timeout=60)
@@ -54,6 +54,7 @@ def test_compose_file_follows_the_compose_specification():
     web = document["services"]["web"]
     assert web["command"] == ["gunicorn"] and "/healthz" in " ".join(web["healthcheck"]["test"])
     assert document["services"]["migrate"]["command"][-2:] == ["migrate", "--noinput"]
+    assert document["services"]["worker"]["command"] == ["python", "manage.py", "worker"]
 
 
 def test_the_image_runs_as_a_user_and_collects_static_at_build():
@@ -76,7 +77,9 @@ def units() -> dict[str, configparser.ConfigParser]:
 
 def test_the_systemd_units_run_the_documented_commands():
     found = units()
-    assert set(found) == {"clawdirector-web.service", "clawdirector-heartbeat.service", "clawdirector-heartbeat.timer"}
+    assert set(found) == {"clawdirector-web.service", "clawdirector-worker.service",
+                          "clawdirector-heartbeat.service", "clawdirector-heartbeat.timer"}
+    assert found["clawdirector-worker.service"]["Service"]["ExecStart"].endswith("manage.py worker")
     assert found["clawdirector-web.service"]["Service"]["ExecStart"].endswith("/.venv/bin/gunicorn")
     heartbeat = found["clawdirector-heartbeat.service"]["Service"]
     assert heartbeat["Type"] == "oneshot" and heartbeat["ExecStart"].endswith("manage.py heartbeat")

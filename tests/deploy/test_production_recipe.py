@@ -84,12 +84,12 @@ class Server:
             [str(GUNICORN), "--workers", str(workers)], cwd=ROOT, env=env,
             stdout=self.out.open("wb"), stderr=self.err.open("wb"), start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its workers still booting
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
