@@ -1,0 +1,246 @@
+"""A LiteLLM proxy double: its virtual-key API and an OpenAI-compatible chat endpoint (issue 15).
+
+Stdlib only, nothing of ClawDirector's, its own small server (the Sprites routes are not
+touched). What it copies from LiteLLM (docs.litellm.ai "Virtual Keys", "Budgets"):
+
+- Key API, master key only (`Authorization: Bearer <master key>`, else 401):
+  `POST /key/generate` {max_budget, soft_budget, budget_duration, metadata, models, key_alias}
+  → {"key": "sk-…", "token": <sha256 of the key>, "key_alias", "max_budget", "soft_budget",
+  "budget_duration", "metadata", "models", "spend": 0.0, "expires": null};
+  `GET /key/info?key=<key>` → {"key": <key>, "info": {"token", "spend", "max_budget", …}};
+  `POST /key/update` {"key", …fields} → the updated key; `POST /key/delete` {"keys": [...]} →
+  {"deleted_keys": [...]} (404 when none of them exists).
+- `POST /v1/chat/completions` (and `/chat/completions`) with a virtual key: unknown or deleted
+  key → 401 `auth_error`; a key whose spend reached its `max_budget` → 400 with LiteLLM's body
+  `{"error": {"message": "Budget has been exceeded! ...", "type": "budget_exceeded", ...}}`
+  (OpenClaw classifies it as a billing error); else one answer, plain JSON or SSE (`stream`)
+  whose last chunk carries `usage`. Tokens and spend (tokens × the double's prices per million)
+  are counted per key.
+
+    with start_model_proxy(master_key="sk-master") as proxy:
+        proxy.url, proxy.spend(key), proxy.usage(key), proxy.requests()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import secrets
+import threading
+import time
+import uuid
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+KEY_FIELDS = ("key_alias", "max_budget", "soft_budget", "budget_duration", "metadata", "models")
+
+
+class ModelProxyState:
+    def __init__(self, *, master_key: str, reply: str, prompt_tokens: int, completion_tokens: int,
+                 price_input: Decimal, price_output: Decimal):
+        self.master_key = master_key
+        self.reply = reply
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self.price_input, self.price_output = Decimal(price_input), Decimal(price_output)
+        self.keys: dict[str, dict] = {}
+        self.log: list[dict] = []
+        self.lock = threading.Lock()
+
+
+def _handler(state: ModelProxyState):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _json(self, status: int, body) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, message: str, type_: str) -> None:
+            self._json(status, {"error": {"message": message, "type": type_, "param": None, "code": str(status)}})
+
+        def _bearer(self) -> str:
+            auth = self.headers.get("Authorization", "")
+            return auth[7:] if auth.lower().startswith("bearer ") else ""
+
+        def _body(self) -> dict:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            except ValueError:
+                body = {}
+            return body if isinstance(body, dict) else {}
+
+        def _record(self, method: str, body=None) -> None:
+            with state.lock:
+                state.log.append({"method": method, "path": self.path, "auth": self._bearer(),
+                                  "body": body, "headers": dict(self.headers)})
+
+        def _master(self) -> bool:
+            if self._bearer() != state.master_key:
+                self._error(401, "Authentication Error, only the master key may manage keys", "auth_error")
+                return False
+            return True
+
+        def do_GET(self):
+            self._record("GET")
+            parts = urlsplit(self.path)
+            if parts.path != "/key/info":
+                self._error(404, f"no route {parts.path}", "not_found")
+                return
+            if not self._master():
+                return
+            key = (parse_qs(parts.query).get("key") or [""])[0]
+            with state.lock:
+                entry = state.keys.get(key)
+                info = {k: v for k, v in entry.items() if k != "key"} if entry else None
+            if info is None:
+                self._error(404, "Key not found", "not_found")
+                return
+            self._json(200, {"key": key, "info": info})
+
+        def do_POST(self):
+            body = self._body()
+            self._record("POST", body)
+            path = urlsplit(self.path).path
+            if path in ("/v1/chat/completions", "/chat/completions"):
+                self._chat(body)
+                return
+            if path not in ("/key/generate", "/key/update", "/key/delete"):
+                self._error(404, f"no route {path}", "not_found")
+                return
+            if not self._master():
+                return
+            getattr(self, "_" + path.rsplit("/", 1)[1])(body)
+
+        def _generate(self, body: dict) -> None:
+            key = "sk-" + secrets.token_urlsafe(24)
+            entry = {"key": key, "token": hashlib.sha256(key.encode()).hexdigest(), "spend": 0.0,
+                     "expires": None, "prompt_tokens": 0, "completion_tokens": 0, "calls": 0,
+                     **{f: body.get(f) for f in KEY_FIELDS}}
+            with state.lock:
+                state.keys[key] = entry
+                answer = dict(entry)
+            self._json(200, answer)
+
+        def _update(self, body: dict) -> None:
+            key = body.get("key")
+            with state.lock:
+                entry = state.keys.get(key)
+                if entry is not None:
+                    entry.update({f: body[f] for f in KEY_FIELDS if f in body})
+                    answer = dict(entry)
+            if entry is None:
+                self._error(404, "Key not found", "not_found")
+            else:
+                self._json(200, answer)
+
+        def _delete(self, body: dict) -> None:
+            keys = body.get("keys") if isinstance(body.get("keys"), list) else []
+            with state.lock:
+                deleted = [k for k in keys if state.keys.pop(k, None) is not None]
+            if not deleted:
+                self._error(404, "No keys found to delete", "not_found")
+            else:
+                self._json(200, {"deleted_keys": deleted})
+
+        def _chat(self, body: dict) -> None:
+            key = self._bearer()
+            with state.lock:
+                entry = state.keys.get(key)
+                over = entry is not None and entry["max_budget"] is not None and entry["spend"] >= entry["max_budget"]
+                spend, budget = (entry["spend"], entry["max_budget"]) if entry else (0, 0)
+            if entry is None:
+                self._error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
+                return
+            if over:
+                self._error(400, f"Budget has been exceeded! Current cost: {spend}, Max budget: {budget}",
+                            "budget_exceeded")
+                return
+            usage = {"prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
+                     "total_tokens": state.prompt_tokens + state.completion_tokens}
+            cost = (state.prompt_tokens * state.price_input + state.completion_tokens * state.price_output) / 10**6
+            with state.lock:
+                entry["calls"] += 1
+                entry["prompt_tokens"] += state.prompt_tokens
+                entry["completion_tokens"] += state.completion_tokens
+                entry["spend"] = float(Decimal(str(entry["spend"])) + cost)
+            rid, created, name = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "")
+            if not body.get("stream"):
+                self._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": name,
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": state.reply},
+                                              "finish_reason": "stop"}], "usage": usage})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
+            for chunk in (
+                {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+                {**base, "choices": [{"index": 0, "delta": {"content": state.reply}, "finish_reason": None}]},
+                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                {**base, "choices": [], "usage": usage},
+            ):
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+class ModelProxyHandle:
+    def __init__(self, server: http.server.ThreadingHTTPServer, state: ModelProxyState):
+        self._server, self._state = server, state
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def keys(self) -> list[str]:
+        with self._state.lock:
+            return list(self._state.keys)
+
+    def key_info(self, key: str) -> dict | None:
+        with self._state.lock:
+            entry = self._state.keys.get(key)
+            return dict(entry) if entry else None
+
+    def spend(self, key: str) -> Decimal:
+        info = self.key_info(key)
+        return Decimal(str(info["spend"])) if info else Decimal(0)
+
+    def set_spend(self, key: str, spend: float) -> None:
+        with self._state.lock:
+            self._state.keys[key]["spend"] = spend
+
+    def requests(self) -> list[dict]:
+        with self._state.lock:
+            return [dict(r) for r in self._state.log]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start_model_proxy(*, master_key: str, reply: str = "HEARTBEAT_OK", prompt_tokens: int = 1000,
+                      completion_tokens: int = 200, price_input="3", price_output="15") -> ModelProxyHandle:
+    state = ModelProxyState(master_key=master_key, reply=reply, prompt_tokens=prompt_tokens,
+                            completion_tokens=completion_tokens, price_input=Decimal(price_input),
+                            price_output=Decimal(price_output))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return ModelProxyHandle(server, state)
