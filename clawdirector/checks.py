@@ -136,3 +136,16 @@ def check_heartbeat_bounds(app_configs=None, **kwargs):
             id="clawdirector.W003",
         )]
     return []
+
+
+@register()
+def check_model_access(app_configs=None, **kwargs):
+    """MODEL_ACCESS must name a backend, and LiteLLM needs its URL and master key (else every
+    activation of a user's sprite would fail at the key API)."""
+    if settings.MODEL_ACCESS not in ("", "litellm", "byo"):
+        return [Error(f"MODEL_ACCESS {settings.MODEL_ACCESS!r} is not one of '', 'litellm', 'byo'.",
+                      id="clawdirector.E007")]
+    if settings.MODEL_ACCESS == "litellm" and not (settings.MODEL_PROXY_URL and settings.MODEL_PROXY_MASTER_KEY):
+        return [Error("MODEL_ACCESS=litellm needs MODEL_PROXY_URL and MODEL_PROXY_MASTER_KEY.",
+                      hint="Set both (the master key stays in ClawDirector's settings).", id="clawdirector.E007")]
+    return []

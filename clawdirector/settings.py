@@ -241,6 +241,33 @@ SPRITE_NETWORK_ALLOW = env.list(
 )
 GATEWAY_TOKEN_ENCRYPTION_KEY = env.str("GATEWAY_TOKEN_ENCRYPTION_KEY", default="")
 
+# --- Model access (docs/configuration.md "Model access"): each sprite gets its OWN model
+# credential, rendered into its openclaw.json as a custom provider; a platform-wide key never
+# enters a sprite. MODEL_ACCESS: "" (none: the demo; the console says so), "litellm" (a
+# virtual key per sprite minted on the LiteLLM proxy with the master key, which stays here) or
+# "byo" (the user's own provider key, set through the API, stored encrypted).
+MODEL_ACCESS = env.str("MODEL_ACCESS", default="")
+MODEL_PROXY_URL = env.str("MODEL_PROXY_URL", default="")  # LiteLLM's base URL (its key API)
+MODEL_PROXY_MASTER_KEY = env.str("MODEL_PROXY_MASTER_KEY", default="")  # never leaves ClawDirector
+MODEL_PROXY_TIMEOUT_SECONDS = env.float("MODEL_PROXY_TIMEOUT_SECONDS", default=10.0)
+# What a sprite's agents use: OpenClaw's `models.providers.<MODEL_PROVIDER_ID>` with one model,
+# `agents.defaults.model.primary` = "<provider>/<model id>", prices in USD per million tokens
+# (OpenClaw computes each turn's costUsd from them).
+MODEL_PROVIDER_ID = env.str("MODEL_PROVIDER_ID", default="clawdirector")
+MODEL_ID = env.str("MODEL_ID", default="gpt-4o-mini")
+MODEL_NAME = env.str("MODEL_NAME", default="GPT-4o mini")
+MODEL_API = env.str("MODEL_API", default="openai-completions")
+MODEL_PRICE_INPUT = env_decimal("MODEL_PRICE_INPUT", "0.15")
+MODEL_PRICE_OUTPUT = env_decimal("MODEL_PRICE_OUTPUT", "0.6")
+MODEL_PRICE_CACHE_READ = env_decimal("MODEL_PRICE_CACHE_READ", "0.075")
+MODEL_PRICE_CACHE_WRITE = env_decimal("MODEL_PRICE_CACHE_WRITE", "0")
+MODEL_CONTEXT_WINDOW = env.int("MODEL_CONTEXT_WINDOW", default=128000)
+MODEL_MAX_TOKENS = env.int("MODEL_MAX_TOKENS", default=4096)
+# Each LiteLLM key's budget (max_budget; soft_budget warns) per MODEL_BUDGET_DURATION.
+MODEL_BUDGET_USD = env_decimal("MODEL_BUDGET_USD", "20")
+MODEL_SOFT_BUDGET_USD = env_decimal("MODEL_SOFT_BUDGET_USD", "15")
+MODEL_BUDGET_DURATION = env.str("MODEL_BUDGET_DURATION", default="30d")
+
 # --- OpenClaw (pinned; see ../shared/openclaw.md and sprites/openclaw/) -----------------------
 # A release npm serves, and a Node inside its declared engines (sprites/openclaw/engines.json
 # ships the range; check clawdirector.E005 compares them, with no network).

@@ -109,3 +109,10 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code.")
     detail = serializers.CharField(help_text="Human message.")
     errors = serializers.DictField(required=False, help_text="Per-field messages (code `invalid`).")
+
+
+class ModelKeySerializer(serializers.Serializer):
+    """Your own model provider key (MODEL_ACCESS=byo): stored encrypted, never shown again."""
+
+    base_url = serializers.URLField(max_length=500, help_text="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+    api_key = serializers.CharField(max_length=500, write_only=True, help_text="Your provider API key.")

@@ -32,6 +32,7 @@ from sprites import openclaw, services
 from sprites.api.serializers import (
     DashboardLinkSerializer,
     ErrorSerializer,
+    ModelKeySerializer,
     PairingApprovedSerializer,
     PairingListSerializer,
     SpriteSerializer,
@@ -41,6 +42,7 @@ from sprites.api.serializers import (
 from sprites.api.throttles import SpriteActionThrottle, SpriteReadThrottle
 from sprites.logcontext import bind_sprite
 from sprites.models import UserSprite
+from sprites.services.modelkeys import set_model_key
 
 PROVISION_OUTCOMES = {"ready": http.HTTP_201_CREATED, "provisioning": http.HTTP_202_ACCEPTED,
                       "existing": http.HTTP_200_OK}
@@ -97,7 +99,8 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
-    throttled_actions = frozenset({"provision", "start", "stop", "rotate_token", "approve_device", "dashboard_link"})
+    throttled_actions = frozenset({"provision", "start", "stop", "rotate_token", "approve_device", "dashboard_link",
+                                   "model_key"})
 
     def get_queryset(self):
         return UserSprite.objects.filter(user=self.request.user).order_by("-created_at", "-pk")
@@ -196,6 +199,22 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     def rotate_token(self, request, id=None):
         _check_body(request)
         return self._status(services.rotate_gateway_token(sprite=self.get_object(), actor=request.user))
+
+    @extend_schema(
+        summary="Bring your own model key", request=ModelKeySerializer, parameters=[SPRITE_ID],
+        description=(
+            "Only when the platform runs with MODEL_ACCESS=byo (else 409 `model_access_not_byo`). Your own "
+            "provider key and OpenAI-compatible base URL: stored encrypted, never returned, rendered into your "
+            "sprite's OpenClaw config (the gateway restarts with a new token, as on a rotation). You pay the "
+            "provider directly."
+        ),
+        responses={200: SpriteStatusSerializer, **ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["put"], url_path="model-key")
+    def model_key(self, request, id=None):
+        body = ModelKeySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._status(set_model_key(sprite=self.get_object(), actor=request.user, **body.validated_data))
 
     @extend_schema(summary="Pending browser pairing requests", parameters=[SPRITE_ID],
                    description="Runs `openclaw devices list` in the sprite (throttled: THROTTLE_SPRITE_READS).",

@@ -77,9 +77,33 @@ def heartbeat_prompt() -> bytes:
     return (ASSETS / "heartbeat.md").read_bytes()
 
 
-def render_config(*, token: str, sprite_url: str) -> bytes:
-    """The OpenClaw config from the template beside this module."""
+def model_provider(*, base_url: str, api_key: str) -> dict:
+    """OpenClaw's custom provider (`models.providers.<MODEL_PROVIDER_ID>`) for one sprite's own
+    model credential, with the one model of settings and its prices in USD per million tokens
+    (OpenClaw computes each turn's `costUsd` from them). Strict schema: every key here is one
+    2026.9.6 accepts (tests/fixtures/openclaw/2026.9.6/README.md)."""
+    cost = {
+        "input": float(settings.MODEL_PRICE_INPUT), "output": float(settings.MODEL_PRICE_OUTPUT),
+        "cacheRead": float(settings.MODEL_PRICE_CACHE_READ), "cacheWrite": float(settings.MODEL_PRICE_CACHE_WRITE),
+    }
+    return {
+        "baseUrl": base_url, "apiKey": api_key, "api": settings.MODEL_API,
+        "models": [{"id": settings.MODEL_ID, "name": settings.MODEL_NAME or settings.MODEL_ID, "cost": cost,
+                    "contextWindow": settings.MODEL_CONTEXT_WINDOW, "maxTokens": settings.MODEL_MAX_TOKENS}],
+    }
+
+
+def render_config(*, token: str, sprite_url: str, model=None) -> bytes:
+    """The OpenClaw config from the template beside this module. `model` (anything with
+    `base_url` and `api_key`: the sprite's own credential, never a platform key) adds the
+    custom provider and makes its model the agents' default; without it OpenClaw has no model
+    (no model access configured)."""
     config = json.loads((ASSETS / "openclaw.json").read_text())
+    if model is not None:
+        config["models"] = {"providers": {
+            settings.MODEL_PROVIDER_ID: model_provider(base_url=model.base_url, api_key=model.api_key),
+        }}
+        config["agents"]["defaults"]["model"] = {"primary": f"{settings.MODEL_PROVIDER_ID}/{settings.MODEL_ID}"}
     gateway = config["gateway"]
     gateway["port"] = settings.OPENCLAW_GATEWAY_PORT
     # The CLI inside the sprite (devices, dashboard) reads the token from here; the gateway
@@ -233,6 +257,18 @@ class Turn:
     timed_out: bool
     cost_usd: Decimal | None
     error: str  # OpenClaw's own message for a failed turn, else ""
+
+    @property
+    def over_budget(self) -> bool:
+        """OpenClaw says the provider refused the turn for money: "returned a billing error" (a
+        402 or an `insufficient_quota` body) or, after one, "temporarily disabled after a provider
+        auth/billing failure" (its ~10-minute cool-down of the key; 2026.9.6). NOT LiteLLM's own
+        budget refusal: run against the real 2026.9.6, LiteLLM's `400 {"error": {"type":
+        "budget_exceeded", ...}}` comes out as "LLM request failed: provider rejected the request
+        schema or tool payload." (tests/openclaw_contract/test_model_access.py), so that case
+        is recognised from the proxy's `/key/info` (spend >= max_budget), not from this text."""
+        text = self.error.lower()
+        return not self.ok and ("billing error" in text or "auth/billing failure" in text)
 
 
 def parse_turn(exit_code: int, stdout: str, stderr: str = "") -> Turn:

@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from sprites import openclaw
+from sprites import modelaccess, openclaw
 from sprites.client import SpriteNotFound, SpritesError, get_client
 from sprites.models import UsageRecord, UserSprite
 
@@ -104,10 +104,13 @@ def rotate_gateway_token(*, sprite: UserSprite, actor=None) -> UserSprite:
     token = openclaw.new_gateway_token()
     name = sprite.sprite_name
     try:
-        client.write_file(name, openclaw.CONFIG_PATH,
-                          openclaw.render_config(token=token, sprite_url=sprite.sprite_url), mode="0600")
-        check_stream(client.put_service(name, openclaw.GATEWAY_SERVICE, **openclaw.gateway_service(token)),
-                     "Restarting the gateway service")
+        # The model key rotates with the token: the new one is kept only if the restart succeeds.
+        with modelaccess.rotation(sprite) as model:
+            client.write_file(name, openclaw.CONFIG_PATH,
+                              openclaw.render_config(token=token, sprite_url=sprite.sprite_url, model=model),
+                              mode="0600")
+            check_stream(client.put_service(name, openclaw.GATEWAY_SERVICE, **openclaw.gateway_service(token)),
+                         "Restarting the gateway service")
         sprite.gateway_token = token
         sprite.save(update_fields=["gateway_token", "updated_at"])
         if sprite.status == UserSprite.Status.STOPPED:
@@ -128,6 +131,7 @@ def destroy_sprite(*, sprite: UserSprite, actor) -> UserSprite:
     t0 = time.monotonic()
     try:
         get_client().delete_sprite(sprite.sprite_name)  # already gone counts as done
+        modelaccess.revoke(sprite)  # its model key dies with it (LiteLLM: deleted at the proxy)
     except SpritesError as exc:
         fail(sprite, action="destroy", actor=actor, exc=exc, started=t0)
         raise

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sprites import openclaw
+from sprites import modelaccess, openclaw
 from sprites.client import SpritesConflict, SpritesError, get_client
 from sprites.logcontext import sprite_context
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
@@ -177,7 +177,7 @@ def _install(row: UserSprite) -> None:
     result = client.exec(name, openclaw.startup_wait_argv(), timeout=openclaw.startup_wait_seconds() + 30)
     check_exec(result, "Waiting for the gateway's /startupz")
     # Everything not allowed is denied (a compromised gateway reaches only these).
-    rules = [{"domain": d, "action": "allow"} for d in settings.SPRITE_NETWORK_ALLOW]
+    rules = [{"domain": d, "action": "allow"} for d in modelaccess.allowed_domains()]
     client.set_network_policy(name, rules + [{"domain": "*", "action": "deny"}])
 
 
@@ -195,10 +195,12 @@ def activate(row: UserSprite, *, restore: bool) -> None:
     Restore first when the sprite was used before (a pool sprite: its golden checkpoint)."""
     client = get_client()
     token = openclaw.new_gateway_token()
+    # The sprite's own model credential (minted now for a claimed pool sprite), never a platform key.
+    model = modelaccess.credential_for(row)
     if restore:
         client.restore_checkpoint(row.sprite_name, row.golden_checkpoint_id)
     client.write_file(row.sprite_name, openclaw.CONFIG_PATH,
-                      openclaw.render_config(token=token, sprite_url=row.sprite_url), mode="0600")
+                      openclaw.render_config(token=token, sprite_url=row.sprite_url, model=model), mode="0600")
     # PUT replaces the definition and starts the service with the new environment.
     check_stream(client.put_service(row.sprite_name, openclaw.GATEWAY_SERVICE, **openclaw.gateway_service(token)),
                  "Starting the gateway service")

@@ -26,6 +26,7 @@ from django.test import override_settings
 
 from sprites import openclaw
 from sprites.client import StreamEvent
+from sprites.models import ModelCredential
 from sprites.services.errors import GatewayFailed, check_stream
 
 from . import harness
@@ -36,18 +37,24 @@ PRICES = {"input": 3, "output": 15, "cacheRead": 0.3, "cacheWrite": 3.75}  # USD
 PROXIED = {"X-Forwarded-For": "203.0.113.7", "Origin": SPRITE_URL}
 
 
+MODEL_SETTINGS = {  # what production reads from MODEL_* settings (issue 15), set to the test's model
+    "MODEL_PROVIDER_ID": "clawdirector", "MODEL_ID": "fake-model", "MODEL_NAME": "Fake Model",
+    "MODEL_API": "openai-completions", "MODEL_PRICE_INPUT": Decimal("3"), "MODEL_PRICE_OUTPUT": Decimal("15"),
+    "MODEL_PRICE_CACHE_READ": Decimal("0.3"), "MODEL_PRICE_CACHE_WRITE": Decimal("3.75"),
+}
+
+
+def credential(base_url: str, api_key: str = "sk-contract") -> ModelCredential:
+    """A sprite's own model credential, as the services hand it to render_config (unsaved)."""
+    return ModelCredential(backend=ModelCredential.Backend.LITELLM, base_url=base_url, api_key=api_key)
+
+
 def rendered_config(token: str, *, model_url: str | None = None) -> dict:
-    """`render_config` exactly, bound to loopback, with a model provider when given (the
-    per-user model access of a later issue renders it; until then the test adds it)."""
-    config = json.loads(openclaw.render_config(token=token, sprite_url=SPRITE_URL))
+    """`render_config` exactly, bound to loopback; with a model URL, the provider and default
+    model are rendered by the project itself from its MODEL_* settings and the credential."""
+    model = credential(model_url) if model_url else None
+    config = json.loads(openclaw.render_config(token=token, sprite_url=SPRITE_URL, model=model))
     config["gateway"]["bind"] = "loopback"
-    if model_url:
-        config["models"] = {"providers": {"clawdirector": {
-            "baseUrl": model_url, "apiKey": "sk-contract", "api": "openai-completions",
-            "models": [{"id": "fake-model", "name": "Fake Model", "cost": dict(PRICES),
-                        "contextWindow": 128000, "maxTokens": 4096}],
-        }}}
-        config["agents"]["defaults"]["model"] = {"primary": "clawdirector/fake-model"}
     return config
 
 
@@ -78,7 +85,7 @@ def port():
 
 @pytest.fixture(scope="module", autouse=True)
 def _project_settings(port):
-    with override_settings(OPENCLAW_GATEWAY_PORT=port, OPENCLAW_ALLOWED_ORIGINS=[FRONTEND]):
+    with override_settings(OPENCLAW_GATEWAY_PORT=port, OPENCLAW_ALLOWED_ORIGINS=[FRONTEND], **MODEL_SETTINGS):
         yield
 
 
@@ -116,6 +123,20 @@ def test_the_rendered_config_validates(openclaw_home):
     result = harness.run_cli(["config", "validate", "--json"], openclaw_home)
     assert result.code == 0, result.stdout + result.stderr
     assert result.json()["valid"] is True
+
+
+def test_the_rendered_config_with_a_model_provider_validates(openclaw_home):
+    """The provider the project renders for a sprite's own credential is OpenClaw's exact
+    custom-provider schema (an unknown key there would stop the gateway)."""
+    config = openclaw.render_config(token="t" * 64, sprite_url=SPRITE_URL,
+                                    model=credential("https://llm.example.test/v1", "sk-virtual"))
+    rendered = json.loads(config)
+    assert rendered["agents"]["defaults"]["model"] == {"primary": "clawdirector/fake-model"}
+    assert rendered["models"]["providers"]["clawdirector"]["models"][0]["cost"] == PRICES
+    harness.write_config(openclaw_home, config)
+    result = harness.run_cli(["config", "validate", "--json"], openclaw_home)
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json() == {"valid": True, "path": result.json()["path"], "warnings": []}
 
 
 def test_an_unknown_key_is_a_gateway_failure_with_openclaws_message(openclaw_install, tmp_path):
@@ -189,6 +210,9 @@ def heartbeat_turn(gateway, install) -> subprocess.CompletedProcess:
 
 
 def test_one_heartbeat_turn_runs_and_the_project_reads_its_cost(gateway, model, openclaw_install):
+    """Issue 15's proof: the config the project renders (provider + default model from
+    settings, the sprite's own key) makes a real turn succeed, and costUsd = tokens x the
+    configured prices per million tokens."""
     before = dict(model.usage_by_key.get("sk-contract", {"prompt_tokens": 0, "completion_tokens": 0}))
     ran = heartbeat_turn(gateway, openclaw_install)
     turn = openclaw.parse_turn(ran.returncode, ran.stdout, ran.stderr)
@@ -197,7 +221,7 @@ def test_one_heartbeat_turn_runs_and_the_project_reads_its_cost(gateway, model, 
     tokens_in = used["prompt_tokens"] - before["prompt_tokens"]
     tokens_out = used["completion_tokens"] - before["completion_tokens"]
     assert tokens_in and tokens_out
-    expected = (tokens_in * Decimal(PRICES["input"]) + tokens_out * Decimal(PRICES["output"])) / 10**6
+    expected = (tokens_in * settings.MODEL_PRICE_INPUT + tokens_out * settings.MODEL_PRICE_OUTPUT) / 10**6
     assert turn.cost_usd == expected
 
 

@@ -1,0 +1,271 @@
+"""Model access (issue 15): each sprite's own model credential, minted on the LiteLLM proxy
+double (sprites_emulator.modelproxy) at provisioning, rotated with the gateway token, revoked
+on destroy, or brought by the user; rendered into openclaw.json; the master key never leaves
+ClawDirector."""
+
+import json
+from decimal import Decimal
+
+import pytest
+import requests
+
+from heartbeat.sweep import run_sweep
+from sprites import modelaccess, openclaw, services
+from sprites.client import SpritesError
+from sprites.models import ModelCredential, UserSprite
+from sprites_emulator.modelproxy import start_model_proxy
+
+MASTER = "sk-master-" + "m" * 32
+PLATFORM_PROVIDER_KEY = "sk-proj-platform-" + "p" * 32  # what a proxy holds upstream: never ours to send
+
+
+@pytest.fixture
+def proxy(settings):
+    handle = start_model_proxy(master_key=MASTER)
+    settings.MODEL_ACCESS = "litellm"
+    settings.MODEL_PROXY_URL = handle.url
+    settings.MODEL_PROXY_MASTER_KEY = MASTER
+    settings.MODEL_BUDGET_USD = Decimal("5")
+    settings.MODEL_SOFT_BUDGET_USD = Decimal("4")
+    settings.SPRITES_PROVISION_IN_BACKGROUND = False
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every HTTP request ClawDirector makes (method, URL, headers, body), at the requests edge."""
+    seen = []
+    original = requests.Session.send
+
+    def send(self, request, **kwargs):
+        body = request.body or b""
+        seen.append({"method": request.method, "url": request.url, "headers": dict(request.headers),
+                     "body": body if isinstance(body, bytes) else body.encode()})
+        return original(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    return seen
+
+
+def config_in(emulator, row) -> dict:
+    return json.loads(emulator.file_text(row.sprite_name, openclaw.CONFIG_PATH))
+
+
+def provisioned(alice):
+    services.fill_pool(target=1)
+    row, outcome = services.provision_sprite(user=alice)
+    assert outcome == "ready"
+    return row
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def test_without_a_credential_the_config_has_no_provider():
+    config = json.loads(openclaw.render_config(token="t", sprite_url="https://claw-a.sprites.app"))
+    assert "models" not in config and "model" not in config["agents"]["defaults"]
+
+
+def test_the_provider_and_default_model_come_from_settings(settings):
+    settings.MODEL_PROVIDER_ID, settings.MODEL_ID, settings.MODEL_NAME = "clawdirector", "m-1", "M One"
+    settings.MODEL_PRICE_INPUT, settings.MODEL_PRICE_OUTPUT = Decimal("3"), Decimal("15")
+    settings.MODEL_PRICE_CACHE_READ, settings.MODEL_PRICE_CACHE_WRITE = Decimal("0.3"), Decimal("3.75")
+    cred = ModelCredential(backend="litellm", base_url="https://llm.example/v1", api_key="sk-own")
+    config = json.loads(openclaw.render_config(token="t", sprite_url="https://claw-a.sprites.app", model=cred))
+    assert config["models"] == {"providers": {"clawdirector": {
+        "baseUrl": "https://llm.example/v1", "apiKey": "sk-own", "api": "openai-completions",
+        "models": [{"id": "m-1", "name": "M One",
+                    "cost": {"input": 3.0, "output": 15.0, "cacheRead": 0.3, "cacheWrite": 3.75},
+                    "contextWindow": 128000, "maxTokens": 4096}]}}}
+    assert config["agents"]["defaults"]["model"] == {"primary": "clawdirector/m-1"}
+    assert config["agents"]["defaults"]["heartbeat"] == {"every": "0m"}
+
+
+def test_the_network_policy_allows_the_proxys_host(settings):
+    settings.SPRITE_NETWORK_ALLOW = ["registry.npmjs.org"]
+    settings.MODEL_ACCESS, settings.MODEL_PROXY_URL = "litellm", "https://llm.internal.example:4000"
+    assert modelaccess.allowed_domains() == ["registry.npmjs.org", "llm.internal.example"]
+    assert "api.own.example" in modelaccess.allowed_domains("https://api.own.example/v1")
+    settings.MODEL_ACCESS = ""
+    assert modelaccess.allowed_domains() == ["registry.npmjs.org"]
+
+
+def test_no_model_access_configured_renders_no_provider(db, emulator, alice, settings):
+    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "", False
+    row = provisioned(alice)
+    assert "models" not in config_in(emulator, row)
+    assert not ModelCredential.objects.exists()
+
+
+# --- LiteLLM virtual keys: minted, rotated, revoked ----------------------------------------------
+
+
+def test_a_claimed_pool_sprite_gets_its_own_budgeted_key(db, emulator, proxy, alice):
+    services.fill_pool(target=1)
+    assert proxy.keys() == []  # pool sprites have none: minted when claimed
+    row, _ = services.provision_sprite(user=alice)
+
+    cred = modelaccess.active_credential(row)
+    info = proxy.key_info(cred.api_key)
+    assert info["max_budget"] == 5.0 and info["soft_budget"] == 4.0 and info["budget_duration"] == "30d"
+    assert info["metadata"]["clawdirector_user"] == str(alice.pk)
+    assert cred.key_id == info["token"] and cred.user == alice
+    provider = config_in(emulator, row)["models"]["providers"]["clawdirector"]
+    assert provider["apiKey"] == cred.api_key and provider["baseUrl"] == f"{proxy.url}/v1"
+    assert emulator.network_policy(row.sprite_name)[-2] == {"domain": "127.0.0.1", "action": "allow"}
+    # Stored encrypted: the column holds no plaintext.
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_key FROM sprite_model_credentials")
+        assert cred.api_key not in cursor.fetchone()[0]
+
+
+def test_the_key_rotates_with_the_gateway_token_and_dies_with_the_sprite(db, emulator, proxy, alice, staff):
+    row = provisioned(alice)
+    old = modelaccess.active_credential(row).api_key
+
+    services.rotate_gateway_token(sprite=row, actor=alice)
+    new = modelaccess.active_credential(row).api_key
+    assert new != old and proxy.key_info(old) is None and proxy.key_info(new)
+    assert config_in(emulator, row)["models"]["providers"]["clawdirector"]["apiKey"] == new
+    assert ModelCredential.objects.filter(sprite=row).count() == 2  # the old row kept, revoked
+
+    services.destroy_sprite(sprite=row, actor=staff)
+    assert proxy.keys() == [] and modelaccess.active_credential(row) is None
+
+
+def test_a_failed_rotation_keeps_the_old_key_and_deletes_the_new_one(db, emulator, proxy, alice):
+    row = provisioned(alice)
+    old = modelaccess.active_credential(row).api_key
+    emulator.stop()  # the Sprites API is gone: the restart fails
+    with pytest.raises(SpritesError):
+        services.rotate_gateway_token(sprite=row, actor=alice)
+    assert modelaccess.active_credential(row).api_key == old and proxy.keys() == [old]
+
+
+def test_a_proxy_outage_returns_the_claimed_sprite_to_the_pool(db, emulator, proxy, alice):
+    services.fill_pool(target=1)
+    proxy.stop()
+    with pytest.raises(modelaccess.ModelAccessUnavailable):
+        services.provision_sprite(user=alice)
+    assert UserSprite.objects.filter(user__isnull=True, status="ready").count() == 1
+    assert not ModelCredential.objects.exists()
+
+
+# --- bring your own key --------------------------------------------------------------------------
+
+
+def test_a_users_own_key_is_stored_encrypted_and_rendered(db, emulator, alice, settings):
+    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "byo", False
+    row = provisioned(alice)
+    assert "models" not in config_in(emulator, row)  # no key set yet
+    modelaccess.set_own_key(row, base_url="https://api.own.example/v1/", api_key="sk-users-own")
+    services.rotate_gateway_token(sprite=row, actor=alice)
+    provider = config_in(emulator, row)["models"]["providers"]["clawdirector"]
+    assert provider == {**provider, "baseUrl": "https://api.own.example/v1", "apiKey": "sk-users-own"}
+    with pytest.raises(ValueError):
+        modelaccess.set_own_key(row, base_url="https://u:p@evil.example/", api_key="k")
+
+
+# --- the master key never reaches a sprite -------------------------------------------------------
+
+
+def test_no_request_to_the_sprites_api_carries_the_master_key(db, emulator, proxy, alice, sent, settings):
+    """Provisioning (set-up, claim, activation), rotation and a heartbeat sweep: every request
+    to the Sprites API (fs writes, service env, exec argv, URLs, headers) is scanned."""
+    settings.SPRITE_IDLE_SECONDS = 1
+    row = provisioned(alice)
+    services.rotate_gateway_token(sprite=row, actor=alice)
+    run_sweep(concurrency=1)
+
+    to_sprites = [r for r in sent if r["url"].startswith(emulator.url)]
+    to_proxy = [r for r in sent if r["url"].startswith(proxy.url)]
+    assert len(to_sprites) > 5 and len(to_proxy) >= 3  # generate, generate, delete
+    for request in to_sprites:
+        blob = request["url"] + json.dumps(request["headers"]) + request["body"].decode(errors="replace")
+        assert MASTER not in blob and PLATFORM_PROVIDER_KEY not in blob, request["url"]
+    # The sprite's own key travels only in the config file's body, never in a URL or an env.
+    key = modelaccess.active_credential(row).api_key
+    carrying = [r for r in to_sprites if key.encode() in r["body"] or key in r["url"]]
+    assert carrying and all("/fs/" in r["url"] and key not in r["url"] for r in carrying)
+    # The master key goes only to the proxy's key API, in the Authorization header.
+    assert all(r["headers"]["Authorization"] == f"Bearer {MASTER}" for r in to_proxy)
+    assert all(MASTER not in r["url"] and MASTER.encode() not in r["body"] for r in to_proxy)
+
+
+def test_the_system_check_wants_a_backend_and_litellms_url_and_master_key(settings):
+    from clawdirector.checks import check_model_access
+
+    settings.MODEL_ACCESS = "openai"
+    assert [e.id for e in check_model_access()] == ["clawdirector.E007"]
+    settings.MODEL_ACCESS, settings.MODEL_PROXY_URL, settings.MODEL_PROXY_MASTER_KEY = "litellm", "https://llm", ""
+    assert [e.id for e in check_model_access()] == ["clawdirector.E007"]
+    settings.MODEL_PROXY_MASTER_KEY = MASTER
+    assert check_model_access() == []
+
+
+def test_a_billing_refusal_is_a_turn_over_budget_and_other_failures_are_not():
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "openclaw" / "2026.9.6"
+    billing = openclaw.parse_turn(1, (fixtures / "agent-turn-failed.json").read_text())
+    assert billing.over_budget and not billing.ok
+    cooled = openclaw.parse_turn(1, json.dumps({"ok": False, "error": {"type": "cli_error", "message": (
+        'Inline API key for provider "clawdirector" is temporarily disabled after a provider auth/billing '
+        "failure. Retry after about 10 minutes")}}))
+    assert cooled.over_budget
+    assert not openclaw.parse_turn(1, (fixtures / "agent-turn-failed-500.json").read_text()).over_budget
+    assert not openclaw.parse_turn(0, (fixtures / "agent-turn-ok.json").read_text()).over_budget
+
+
+def test_the_proxy_double_speaks_litellms_key_api_and_refuses_like_it(proxy):
+    from sprites.modelaccess.litellm import LiteLLM
+
+    client = LiteLLM()
+    key, key_id = client.generate(user_label="7", sprite_label="s1")
+    chat = f"{client.openai_base_url}/chat/completions"
+    answer = requests.post(chat, json={"model": "m", "messages": []}, headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200 and answer.json()["usage"]["prompt_tokens"] == 1000
+    assert client.spend(key) == Decimal("0.006") and not client.over_budget(key)  # 1000 x 3 + 200 x 15 per M
+    proxy.set_spend(key, 5.0)
+    refused = requests.post(chat, json={"model": "m", "messages": []}, headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "budget_exceeded"
+    assert client.over_budget(key)
+    with pytest.raises(modelaccess.ModelAccessUnavailable):  # the key API wants the master key
+        LiteLLM(master_key="sk-not-the-master").generate(user_label="7", sprite_label="s1")
+    client.delete(key)
+    gone = requests.post(chat, json={"model": "m", "messages": []}, headers={"Authorization": f"Bearer {key}"})
+    assert gone.status_code == 401 and proxy.keys() == []
+
+
+# --- BYO through the API ------------------------------------------------------------------------
+
+
+def test_the_owner_sets_their_own_key_through_the_api_and_it_is_never_returned(db, emulator, alice, bob, settings):
+    from rest_framework.test import APIClient
+
+    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "byo", False
+    row = provisioned(alice)
+    url = f"/api/sprites/{row.public_id}/model-key"
+    body = {"base_url": "https://api.own.example/v1", "api_key": "sk-alices-own-key"}
+    as_bob = APIClient()
+    as_bob.force_authenticate(bob)
+    assert as_bob.put(url, body, format="json").status_code == 404  # not his sprite
+    as_alice = APIClient()
+    as_alice.force_authenticate(alice)
+    assert as_alice.put(url, {"base_url": "not a url", "api_key": "k"}, format="json").status_code == 400
+
+    response = as_alice.put(url, body, format="json")
+    assert response.status_code == 200, response.content
+    assert b"sk-alices-own-key" not in response.content
+    row.refresh_from_db()
+    assert config_in(emulator, row)["models"]["providers"]["clawdirector"]["apiKey"] == "sk-alices-own-key"
+    assert {"domain": "api.own.example", "action": "allow"} in emulator.network_policy(row.sprite_name)
+    assert "sk-alices-own-key" not in json.dumps(list(row.events.values("detail")))
+
+    settings.MODEL_ACCESS = "litellm"
+    refused = as_alice.put(url, body, format="json")
+    assert refused.status_code == 409 and refused.json()["code"] == "model_access_not_byo"
