@@ -216,7 +216,8 @@ SPRITES_POOL_CONNECTIONS = env.int("SPRITES_POOL_CONNECTIONS", default=128)
 
 # Background work (set-ups, pool refills, the console's bulk actions) is a task in the database,
 # run by `manage.py worker` (docs/operations.md "The task worker"); the web process starts none.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "setup"]}}
+TASKS = {"default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+                     "QUEUES": ["default", "setup"]}}
 # Set-ups running at once across every worker (each holds a sprite running for minutes); a
 # provider 429 (its running cap) is retried with backoff, never a failure.
 SPRITE_SETUP_CONCURRENCY = env.int("SPRITE_SETUP_CONCURRENCY", default=4)
@@ -224,12 +225,14 @@ SPRITE_SETUP_CONCURRENCY = env.int("SPRITE_SETUP_CONCURRENCY", default=4)
 # SPRITE_SETUP_RETRY_SECONDS, doubling each time.
 SPRITE_SETUP_ATTEMPTS = env.int("SPRITE_SETUP_ATTEMPTS", default=5)
 SPRITE_SETUP_RETRY_SECONDS = env.float("SPRITE_SETUP_RETRY_SECONDS", default=15.0)
-# Worker loops per `manage.py worker` process, and how often each looks for tasks whose worker
+# Worker processes per `manage.py worker`, and how often each looks for tasks whose worker
 # died (sprites/worker.py: a dead worker's task is running again seconds later). A task whose
 # worker died TASK_MAX_CLAIMS times fails instead of killing workers forever.
-TASK_WORKER_THREADS = env.int("TASK_WORKER_THREADS", default=4)
+TASK_WORKER_PROCESSES = env.int("TASK_WORKER_PROCESSES", default=4)
 TASK_REAP_SECONDS = env.float("TASK_REAP_SECONDS", default=5.0)
 TASK_MAX_CLAIMS = env.int("TASK_MAX_CLAIMS", default=5)
+# /readyz fails its `tasks` check when the oldest due task has waited longer (no worker?).
+TASK_QUEUE_ALERT_SECONDS = env.int("TASK_QUEUE_ALERT_SECONDS", default=300)
 # A `provisioning` row with no queued or running task and untouched for this long (a lost
 # task) is set up again by the heartbeat's side job.
 SPRITE_PROVISION_STUCK_SECONDS = env.int("SPRITE_PROVISION_STUCK_SECONDS", default=120)

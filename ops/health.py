@@ -1,10 +1,13 @@
-"""Readiness: can this instance do its job right now? Four checks, each answered on its own.
+"""Readiness: can this instance do its job right now? Five checks, each answered on its own.
 
 - `database`: a connection and `SELECT 1`;
 - `migrations`: nothing in the code's migration graph is unapplied (true once, then cached for
   the life of the process: applied migrations do not come undone);
 - `heartbeat`: the newest scheduled sweep (not a dry run, not a staff "run now") started less
   than 3 × HEARTBEAT_INTERVAL_MINUTES ago; none at all is a failure too (nothing wakes the fleet);
+- `tasks`: the task queue's oldest due task (set-ups, pool refills, console actions) has
+  waited less than TASK_QUEUE_ALERT_SECONDS: a worker is taking them (docs/operations.md
+  "The task worker");
 - `sprites_api`: one authenticated call answered (`GET /v1/sprites?max_results=1`, no retry,
   3 s), remembered for `SPRITES_CHECK_TTL` seconds so probes do not become API traffic.
 
@@ -26,6 +29,7 @@ from django.utils import timezone
 
 from heartbeat.models import HeartbeatRun
 from sprites import services
+from sprites.worker import oldest_waiting
 
 SPRITES_CHECK_TTL = 30.0
 HEARTBEAT_INTERVALS = 3
@@ -42,10 +46,11 @@ def readiness() -> list[Check]:
     """Every check, in a fixed order. Later database checks are skipped once the database fails."""
     database = _database()
     if database.ok:
-        rest = [_migrations(), _heartbeat()]
+        rest = [_migrations(), _heartbeat(), _tasks()]
     else:
         rest = [Check("migrations", False, "not checked: no database"),
-                Check("heartbeat", False, "not checked: no database")]
+                Check("heartbeat", False, "not checked: no database"),
+                Check("tasks", False, "not checked: no database")]
     return [database, *rest, _sprites_api()]
 
 
@@ -94,6 +99,19 @@ def _heartbeat() -> Check:
     if age > limit:
         return Check("heartbeat", False, f"last sweep started {minutes:.0f} min ago (limit {limit.total_seconds() / 60:.0f})")
     return Check("heartbeat", True, f"last sweep started {minutes:.0f} min ago")
+
+
+def _tasks() -> Check:
+    try:
+        queue = oldest_waiting()
+    except Exception as exc:  # noqa: BLE001
+        return Check("tasks", False, f"not readable ({type(exc).__name__})")
+    if not queue["waiting"]:
+        return Check("tasks", True, "none waiting")
+    detail = f"{queue['waiting']} waiting, oldest {queue['oldest_seconds']:.0f} s"
+    if queue["oldest_seconds"] > settings.TASK_QUEUE_ALERT_SECONDS:
+        return Check("tasks", False, f"{detail} (limit {settings.TASK_QUEUE_ALERT_SECONDS}): is a worker running?")
+    return Check("tasks", True, detail)
 
 
 _api_lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The task worker: django-tasks-db's `db_worker` loop, with threads and a liveness lease.
+"""The task worker: django-tasks-db's `db_worker` loop, with a liveness lease per task.
 
 django-tasks-db claims a task with `SELECT … FOR UPDATE SKIP LOCKED` and marks it RUNNING,
 but nothing notices when the worker that claimed it dies: the row stays RUNNING forever. So
@@ -15,19 +15,19 @@ Needs a session, not a transaction-pooled connection (pgbouncer `pool_mode=sessi
 direct). On SQLite (development, one host) there are no advisory locks: a worker resets the
 RUNNING tasks of workers that no longer exist only at its start.
 
-`manage.py worker --threads N` runs N of these loops in one process (docs/operations.md).
+`manage.py worker --processes N` runs N of these loops, one per process (docs/operations.md).
 """
 
 import logging
-import threading
 import time
 import uuid
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as DBWorker
 from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from sprites.services.metrics import persist_api_calls
 
@@ -145,14 +145,20 @@ class Worker(DBWorker):
             tasks = tasks.filter(queue_name__in=self.queue_names)
         if self.excluded_queue_names:
             tasks = tasks.exclude(queue_name__in=self.excluded_queue_names)
-        with transaction.atomic():
-            db_task = tasks.get_locked()
-            if db_task is None:
+        try:
+            # BEGIN EXCLUSIVE on SQLite (no row locks there), a plain transaction on PostgreSQL.
+            with exclusive_transaction(tasks.db):
+                db_task = tasks.get_locked()
+                if db_task is None:
+                    return None
+                # Held from the claim's commit until the outcome is written: the task's heartbeat.
+                if _postgres() and not _try_lock(db_task.id):
+                    return None  # a reaper holds it this instant; next round
+                db_task.claim(self.worker_id)
+        except OperationalError as exc:
+            if is_locked_database_exception(exc):  # SQLite busy: try again next round
                 return None
-            # Held from the claim's commit until the outcome is written: the task's heartbeat.
-            if _postgres() and not _try_lock(db_task.id):
-                return None  # a reaper holds it this instant; next round
-            db_task.claim(self.worker_id)
+            raise
         return db_task
 
     _keepalive_on = None
@@ -170,30 +176,10 @@ class Worker(DBWorker):
         self._keepalive_on = connection.connection
 
 
-def run_workers(*, threads: int, worker_id: str, **options) -> list[Worker]:
-    """Start `threads` worker loops (each with its own database connection); return them.
-    Stop them with `stop(workers)`; join the threads through `worker.thread`."""
-    reset_orphans_sqlite()
-    workers = []
-    for i in range(threads):
-        worker = Worker(worker_id=f"{worker_id}-{i}", **options)
-        worker.thread = threading.Thread(target=_loop, args=(worker,), name=f"task-worker-{i}", daemon=True)
-        worker.thread.start()
-        workers.append(worker)
-    return workers
-
-
-def _loop(worker: Worker) -> None:
-    try:
-        worker.run()
-    except Exception:  # noqa: BLE001 - a broken loop is logged; the process supervisor restarts
-        logger.exception("Task worker loop %s crashed", worker.worker_id)
-    finally:
-        connection.close()
-
-
-def stop(workers: list[Worker]) -> None:
-    """Let each loop finish its current task and exit."""
-    for worker in workers:
-        worker.running = False
-
+def run(*, worker_id: str, **options) -> Worker:
+    """Run one worker loop in this process until it is told to stop (`worker.running = False`,
+    which SIGTERM/SIGINT do through `Worker.configure_signals`)."""
+    worker = Worker(worker_id=worker_id, **options)
+    worker.configure_signals()
+    worker.run()
+    return worker

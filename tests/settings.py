@@ -22,4 +22,6 @@ WHITENOISE_USE_FINDERS = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Tasks run where they are queued, in the caller's transaction; tests/sprites/test_tasks.py
 # uses the database backend and real `manage.py worker` processes.
-TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "setup"]}}
+# (A worker process a test starts gets TASKS_BACKEND=django_tasks_db.DatabaseBackend.)
+TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks.backends.immediate.ImmediateBackend"),
+                     "QUEUES": ["default", "setup"]}}

@@ -221,7 +221,7 @@ def test_health_and_readiness(recipe, transactional_db):
     ready = session.get(f"{server.url}/readyz")
     assert ready.status_code == 200, ready.text
     assert {name for name, check in ready.json()["checks"].items() if check["ok"]} == {
-        "database", "migrations", "heartbeat", "sprites_api"}
+        "database", "migrations", "heartbeat", "tasks", "sprites_api"}
 
     closed = free_port()  # reserved and released: nothing listens there
     down = Server({**env, "DATABASE_URL": database_url(port=closed)}, workdir, "no-database", workers=1)

@@ -60,10 +60,10 @@ def test_readyz_is_200_with_one_entry_per_check(client, db, sprites_api):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert list(body["checks"]) == ["database", "migrations", "heartbeat", "sprites_api"]
+    assert list(body["checks"]) == ["database", "migrations", "heartbeat", "tasks", "sprites_api"]
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["heartbeat"]["detail"] == "last sweep started 5 min ago"
-    assert len(response.content.decode().strip().splitlines()) == 9  # a line per check
+    assert len(response.content.decode().strip().splitlines()) == 10  # a line per check
 
 
 def test_readyz_is_503_when_no_sweep_ever_ran(client, db, sprites_api):

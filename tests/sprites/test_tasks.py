@@ -38,14 +38,14 @@ def start_worker(emulator, *extra: str) -> subprocess.Popen:
     db = connection.settings_dict
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.settings", "TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "SPRITES_API_URL": emulator.url, "SPRITES_API_TOKEN": "test-token",
         "TASK_REAP_SECONDS": "0.5", "SPRITE_SETUP_CONCURRENCY": "4",
         "CRON_SECRET": "cron-secret-for-tests-0123456789abcdef", "ALLOWED_HOSTS": "localhost",
     }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--threads", "2", "--interval", "0.1", "--no-startup-delay", *extra],
+        [sys.executable, "manage.py", "worker", "--processes", "1", "--interval", "0.1", "--no-startup-delay", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
