@@ -12,7 +12,7 @@ export PGPORT
 .PHONY: help install run emulator test test-sqlite test-openclaw bench check lint clean
 
 help:
-	@echo "make run           install, migrate, start the Sprites emulator + web app on $(HOST):$(PORT)"
+	@echo "make run           install, migrate, start the Sprites emulator + task worker + web app on $(HOST):$(PORT)"
 	@echo "make test          install, start a throwaway PostgreSQL, run the whole suite on it"
 	@echo "make test-sqlite   the suite on SQLite, a quick loop (PostgreSQL-only tests skip)"
 	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
@@ -44,8 +44,10 @@ run: install
 	  $(PY) scripts/wait_for.py http://127.0.0.1:$(EMULATOR_PORT)/_emulator/state; \
 	  $(PY) manage.py bootstrap_demo; \
 	fi
+	@echo "==> Task worker (set-ups, pool refills), log in .run/worker.log"
+	@$(PY) manage.py worker --processes 1 > .run/worker.log 2>&1 & echo $$! > .run/worker.pid
 	@echo "==> ClawDirector on http://$(HOST):$(PORT)/admin/   (API: http://$(HOST):$(PORT)/api/docs/)"
-	@trap 'test -f .run/emulator.pid && kill $$(cat .run/emulator.pid) 2>/dev/null; rm -f .run/emulator.pid' EXIT INT TERM; \
+	@trap 'for p in worker emulator; do test -f .run/$$p.pid && kill $$(cat .run/$$p.pid) 2>/dev/null; rm -f .run/$$p.pid; done' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 emulator: install
@@ -85,6 +87,7 @@ bench: install
 	  $(PY) manage.py migrate --noinput -v0 && \
 	  echo "==> Heartbeat sweep" && $(PY) manage.py bench_heartbeat $(BENCH_HEARTBEAT_ARGS) && \
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
+	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
 	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
 
 # The development configuration, as `make run` has it (production's checks need its secrets:

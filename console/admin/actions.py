@@ -1,6 +1,6 @@
 """Actions on selected sprites: each queues one task per sprite (the same service as the API,
 run by the worker) and returns at once; the message links to the batch's progress page
-(`console.views.task_batch`). On the immediate backend (tests) the work is done by then and the
+(`console.tasks.task_batch`). On the immediate backend (tests) the work is done by then and the
 message reports the outcome."""
 
 import uuid

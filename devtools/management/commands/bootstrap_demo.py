@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
         from sprites.services import fill_pool
 
-        created = fill_pool()
+        queued = fill_pool()
         w = self.stdout.write
         w("")
         w("=" * 72)
@@ -40,5 +40,5 @@ class Command(BaseCommand):
         w("=" * 72)
         w(f" Admin:      sign in as  admin / {password}")
         w(f" Demo user:  alice / {alice_password}   API token: {token.key}")
-        w(f" Warm pool:  {created} sprite(s) set up now (target {settings.SPRITE_POOL_SIZE})")
+        w(f" Warm pool:  {queued} set-up(s) queued for the task worker (target {settings.SPRITE_POOL_SIZE})")
         w("=" * 72)
