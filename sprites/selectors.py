@@ -36,7 +36,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from sprites.models import HOURS_PER_MONTH, ZERO, SpriteDailyCost, UserSprite
+from sprites.models import HOURS_PER_MONTH, ZERO, SpriteDailyCost, UsageRecord, UserSprite
 
 MONEY = DecimalField(max_digits=14, decimal_places=8)
 SECONDS_PER_DAY = Decimal(86400)
@@ -76,6 +76,19 @@ def cost_since(since: datetime) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
 
+def model_cost_since(since: datetime) -> Coalesce:
+    """Per-sprite model spend (`llm` rows: turns + proxy reconciliation) from `since` (a
+    correlated subquery on the ledger's (sprite, started_at) index). VM cost = cost - this."""
+    rows = (
+        UsageRecord.objects.filter(sprite=OuterRef("pk"), kind=UsageRecord.Kind.LLM, started_at__gte=since)
+        .order_by()
+        .values("sprite")
+        .annotate(total=Sum("cost_usd"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
+
+
 def projected_monthly(now: datetime | None = None) -> ExpressionWrapper:
     """`UserSprite.projected_monthly_cost` as an SQL expression (see the module docstring)."""
     now = now or timezone.now()
@@ -87,10 +100,12 @@ def projected_monthly(now: datetime | None = None) -> ExpressionWrapper:
 
 
 def annotate_costs(queryset: QuerySet, *, now: datetime | None = None) -> QuerySet:
-    """Add `cost_month_usd` and `projected_monthly_usd` to a UserSprite queryset."""
+    """Add `cost_month_usd`, `model_month_usd` (its model part) and `projected_monthly_usd` to a
+    UserSprite queryset."""
     now = now or timezone.now()
     return queryset.annotate(
         cost_month_usd=cost_since(month_start(now)),
+        model_month_usd=model_cost_since(month_start(now)),
         projected_monthly_usd=projected_monthly(now),
     )
 
@@ -103,8 +118,9 @@ def fleet_summary(*, now: datetime | None = None) -> dict:
     (every ledger row started this month, destroyed sprites included: that money was
     spent), `projected_monthly_usd` (sum over live sprites, pool included: pool sprites
     cost storage) and `avg_per_user_usd` (projected monthly averaged over live sprites
-    with a user; None when there are none), and `daily`: `daily_costs(days=31)`, the
-    last 31 days of fleet cost (the chart's data).
+    with a user; None when there are none), `model_month_usd` (this month's `llm` rows: model
+    spend, the rest of `cost_month_usd` is the VMs'; one more query), and `daily`:
+    `daily_costs(days=31)`, the last 31 days of fleet cost (the chart's data).
     """
     now = now or timezone.now()
     live = ~Q(status=UserSprite.Status.DESTROYED)
@@ -127,6 +143,8 @@ def fleet_summary(*, now: datetime | None = None) -> dict:
     daily = daily_costs(days=31, now=now)
     first = month_start(now).date()
     month = sum((cost for day, cost in daily if day >= first), ZERO)
+    model_month = UsageRecord.objects.filter(kind=UsageRecord.Kind.LLM, started_at__gte=month_start(now)).aggregate(
+        s=Sum("cost_usd"))["s"]
     counts = {s: figures.pop(f"n_{s}") for s in UserSprite.Status.values}
     return {
         "counts": counts,
@@ -135,6 +153,7 @@ def fleet_summary(*, now: datetime | None = None) -> dict:
         "users": figures["users"],
         "cost_to_date_usd": _money(figures["cost_to_date_usd"]),
         "cost_month_usd": _money(month),
+        "model_month_usd": _money(model_month),
         "projected_monthly_usd": _money(figures["projected_monthly_usd"]),
         "avg_per_user_usd": None
         if figures["avg_per_user_usd"] is None

@@ -69,6 +69,14 @@ class SpriteColumns:
     def cost_month_display(self, obj):
         return live_cell(obj, "cost_month", self.cost_month_html(obj))
 
+    @admin.display(description="VM / model this month", ordering="model_month_usd")
+    def vm_model_month_display(self, obj):
+        """This month's cost split: the VM's (compute + storage) and the model's (`llm` rows)."""
+        model = getattr(obj, "model_month_usd", None)
+        if model is None:
+            return "-"
+        return f"{usd(obj.cost_month_usd - model)} / {usd(model)}"
+
     def projected_html(self, obj):
         return against_budget(obj.projected_monthly_usd, "Projected over the {} budget")
 

@@ -40,6 +40,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         "cost_month_display",
         "projected_display",
         "error_display",
+        "vm_model_month_display",
     )
     list_display_links = ("sprite_name",)
     list_filter = (
@@ -61,6 +62,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         "runtime_display",
         "cost_total_display",
         "cost_month_display",
+        "vm_model_month_display",
         "projected_display",
         "history",
     )
@@ -91,6 +93,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
                         "runtime_display",
                         "cost_total_display",
                         "cost_month_display",
+                        "vm_model_month_display",
                         "projected_display",
                         "storage_billed_until",
                     ]

@@ -55,6 +55,20 @@ def llm(*, sprite_id: int, cause: str, tag: str, started_at: datetime, ended_at:
     )
 
 
+def llm_adjustment(*, sprite_id: int, credential_id: int, window_start: datetime, at: datetime,
+                   proxy_spend: Decimal, ledger_usd: Decimal) -> Usage:
+    """Model spend the proxy counted for one key in one budget window (`/key/info`) beyond what
+    the turns reported (`costUsd`): the difference, booked as its own row (negative when the
+    turns reported more), never by rewriting rows. Key `llm-adjust:{credential}:{window}:{spend}`:
+    the same observation books once; a new spend books only the new difference."""
+    return Usage(
+        sprite_id=sprite_id, kind=Kind.LLM, cause=UsageRecord.Cause.MODEL_PROXY, started_at=at, ended_at=at,
+        cost_usd=proxy_spend - ledger_usd,
+        key=f"llm-adjust:{credential_id}:{window_start.isoformat()}:{proxy_spend}",
+        detail={"proxy_spend": str(proxy_spend), "ledger_usd": str(ledger_usd), "credential": credential_id},
+    )
+
+
 def storage_hour(*, sprite_id: int, hour: datetime) -> Usage:
     """One sprite's storage for the hour starting at `hour`. Key `storage:{sprite}:{hour}`."""
     return Usage(

@@ -18,6 +18,7 @@ an exception message or a URL.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -31,10 +32,11 @@ from .errors import ModelAccessUnavailable
 
 __all__ = [
     "ModelAccessUnavailable", "active_credential", "allowed_domains", "backend_name", "configured",
-    "credential_for", "proxy", "revoke", "rotation", "set_own_key",
+    "credential_for", "over_budget", "proxy", "revoke", "rotation", "set_own_key",
 ]
 
 Backend = ModelCredential.Backend
+logger = logging.getLogger(__name__)
 
 
 def backend_name() -> str:
@@ -81,9 +83,21 @@ def _mint(sprite) -> ModelCredential:
                            base_url=client.openai_base_url, api_key=key, key_id=key_id)
 
 
+def _final_reconcile(row: ModelCredential) -> None:
+    """A key's last spend, read before the proxy forgets it (best effort: logged if it fails)."""
+    from .reconcile import reconcile_one
+
+    try:
+        reconcile_one(row)
+    except ModelAccessUnavailable as exc:
+        logger.warning("Last model spend of credential %s not reconciled: %s", row.pk, exc)
+
+
 def _revoke_row(row: ModelCredential) -> None:
-    """Delete a LiteLLM key at the proxy (a BYO key is the user's: only forgotten), then mark it."""
+    """Delete a LiteLLM key at the proxy after booking its last spend (a BYO key is the
+    user's: only forgotten), then mark it."""
     if row.backend == Backend.LITELLM and row.api_key:
+        _final_reconcile(row)
         proxy().delete(row.api_key)
     row.revoked_at = timezone.now()
     row.save(update_fields=["revoked_at"])
@@ -131,6 +145,7 @@ def rotation(sprite):
         new.rotated_at = timezone.now()
         new.save()
     try:
+        _final_reconcile(old)
         proxy().delete(old.api_key)
     except ModelAccessUnavailable:
         pass  # revoked here; the proxy's copy is retried by revoke_orphans (docs)
@@ -144,6 +159,16 @@ def revoke(sprite) -> int:
         _revoke_row(row)
         count += 1
     return count
+
+
+def over_budget(sprite) -> bool:
+    """Is the sprite's LiteLLM key at its max_budget (the proxy refuses its calls)? For a failed
+    turn: OpenClaw 2026.9.6 words LiteLLM's 400 `budget_exceeded` as a rejected request, so
+    the proxy is asked. False without a LiteLLM key; raises ModelAccessUnavailable."""
+    row = active_credential(sprite)
+    if row is None or row.backend != Backend.LITELLM or not row.api_key:
+        return False
+    return proxy().over_budget(row.api_key)
 
 
 def set_own_key(sprite, *, base_url: str, api_key: str) -> ModelCredential:

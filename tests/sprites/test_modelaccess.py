@@ -269,3 +269,111 @@ def test_the_owner_sets_their_own_key_through_the_api_and_it_is_never_returned(d
     settings.MODEL_ACCESS = "litellm"
     refused = as_alice.put(url, body, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "model_access_not_byo"
+
+
+# --- model spend from the source -----------------------------------------------------------------
+
+
+def spend_through(proxy, key: str, calls: int) -> None:
+    for _ in range(calls):
+        answer = requests.post(f"{proxy.url}/v1/chat/completions", json={"model": "m", "messages": []},
+                               headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+
+
+def llm_total(row) -> Decimal:
+    from django.db.models import Sum
+
+    from sprites.models import UsageRecord
+
+    return UsageRecord.objects.filter(sprite=row, kind="llm").aggregate(s=Sum("cost_usd"))["s"] or Decimal(0)
+
+
+def test_the_proxys_spend_is_reconciled_into_adjustment_rows_never_rewriting(db, emulator, proxy, alice, staff):
+    from django.utils import timezone
+
+    from sprites import billing
+    from sprites.modelaccess.reconcile import reconcile
+
+    row = provisioned(alice)
+    key = modelaccess.active_credential(row).api_key
+    spend_through(proxy, key, 5)  # 5 x 0.006 at the proxy
+    turn = billing.llm(sprite_id=row.pk, cause="heartbeat", tag="heartbeat", started_at=timezone.now(),
+                       ended_at=timezone.now(), cost_usd=Decimal("0.006"))  # one turn reported its costUsd
+    billing.record_usage([turn])
+
+    booked = reconcile()
+    assert [u.cost_usd for u in booked] == [Decimal("0.024")] and booked[0].cause == "model_proxy"
+    assert abs(llm_total(row) - proxy.spend(key)) < Decimal("0.01")
+    assert reconcile() == []  # the same observation books once
+    first_row = row.usage.get(cause="model_proxy")
+
+    spend_through(proxy, key, 2)
+    assert [u.cost_usd for u in reconcile()] == [Decimal("0.012")]  # only the new difference
+    first_row.refresh_from_db()
+    assert first_row.cost_usd == Decimal("0.024")  # never rewritten
+    row.refresh_from_db()
+    assert row.total_cost_usd >= llm_total(row)  # the totals follow the ledger
+
+    spend_through(proxy, key, 2)
+    services.destroy_sprite(sprite=row, actor=staff)  # its last spend is booked before the key dies
+    assert proxy.keys() == [] and abs(llm_total(row) - Decimal("0.054")) < Decimal("0.01")
+
+
+def test_a_difference_under_a_cent_is_left_alone(db, emulator, proxy, alice):
+    from sprites.modelaccess.reconcile import reconcile
+
+    row = provisioned(alice)
+    spend_through(proxy, modelaccess.active_credential(row).api_key, 1)  # 0.006 < a cent
+    assert reconcile() == [] and llm_total(row) == 0
+
+
+def test_the_reconcile_command(db, emulator, proxy, alice, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    row = provisioned(alice)
+    spend_through(proxy, modelaccess.active_credential(row).api_key, 3)
+    out = StringIO()
+    call_command("reconcile_model_spend", stdout=out)
+    assert "1 adjustment row(s), 0.018" in out.getvalue()
+    settings.MODEL_ACCESS = ""
+    call_command("reconcile_model_spend", stdout=out)
+    assert "nothing to reconcile" in out.getvalue()
+
+
+# --- the console: VM cost and model cost side by side ------------------------------------------
+
+
+def test_the_console_shows_vm_and_model_cost_and_whether_model_access_is_configured(admin_client, alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sprites import billing
+    from tests.conftest import make_sprite
+
+    sprite = make_sprite("claw-costs", user=alice, status="online")
+    now = timezone.now()
+    billing.record_usage([
+        billing.llm(sprite_id=sprite.pk, cause="heartbeat", tag="heartbeat", started_at=now, ended_at=now,
+                    cost_usd=Decimal("0.25")),
+        billing.active(sprite_id=sprite.pk, cause="heartbeat", tag="heartbeat", started_at=now,
+                       ended_at=now + timedelta(hours=1)),
+    ])
+    settings.MODEL_ACCESS = ""
+    page = admin_client.get("/admin/sprites/usersprite/").content.decode()
+    assert "VM / model this month" in page and "no model access configured" in page
+    assert "$0.18 / $0.25" in page
+    settings.MODEL_ACCESS = "litellm"
+    assert "model access: litellm" in admin_client.get("/admin/sprites/usersprite/").content.decode()
+    detail = admin_client.get(f"/admin/sprites/usersprite/{sprite.pk}/change/").content.decode()
+    assert "$0.18 / $0.25" in detail
+
+
+def test_over_budget_asks_the_proxy_for_the_sprites_key(db, emulator, proxy, alice):
+    row = provisioned(alice)
+    assert not modelaccess.over_budget(row)
+    proxy.set_spend(modelaccess.active_credential(row).api_key, 5.0)  # = MODEL_BUDGET_USD
+    assert modelaccess.over_budget(row)
