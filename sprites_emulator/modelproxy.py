@@ -7,7 +7,7 @@ touched). What it copies from LiteLLM (docs.litellm.ai "Virtual Keys", "Budgets"
   `POST /key/generate` {max_budget, soft_budget, budget_duration, metadata, models, key_alias}
   → {"key": "sk-…", "token": <sha256 of the key>, "key_alias", "max_budget", "soft_budget",
   "budget_duration", "metadata", "models", "spend": 0.0, "expires": null};
-  `GET /key/info?key=<key>` → {"key": <key>, "info": {"token", "spend", "max_budget", …}};
+  `GET /key/info?key=<key or its hashed token>` → {"key": …, "info": {"token", "spend", "max_budget", …}};
   `POST /key/update` {"key", …fields} → the updated key; `POST /key/delete` {"keys": [...]} →
   {"deleted_keys": [...]} (404 when none of them exists).
 - `POST /v1/chat/completions` (and `/chat/completions`) with a virtual key: unknown or deleted
@@ -98,8 +98,8 @@ def _handler(state: ModelProxyState):
             if not self._master():
                 return
             key = (parse_qs(parts.query).get("key") or [""])[0]
-            with state.lock:
-                entry = state.keys.get(key)
+            with state.lock:  # the key itself, or its hashed token (LiteLLM hashes an sk- key)
+                entry = state.keys.get(key) or next((e for e in state.keys.values() if e["token"] == key), None)
                 info = {k: v for k, v in entry.items() if k != "key"} if entry else None
             if info is None:
                 self._error(404, "Key not found", "not_found")

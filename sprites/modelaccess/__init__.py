@@ -99,8 +99,8 @@ def _revoke_row(row: ModelCredential) -> None:
     if row.backend == Backend.LITELLM and row.api_key:
         _final_reconcile(row)
         proxy().delete(row.api_key)
-    row.revoked_at = timezone.now()
-    row.save(update_fields=["revoked_at"])
+    row.revoked_at, row.api_key = timezone.now(), ""  # a dead key is not kept (a BYO one may still work)
+    row.save(update_fields=["revoked_at", "api_key"])
 
 
 def credential_for(sprite) -> ModelCredential | None:
@@ -139,6 +139,7 @@ def rotation(sprite):
         except ModelAccessUnavailable:
             pass  # an orphan key with a budget and no sprite: it expires with its budget
         raise
+    old_key = old.api_key
     with transaction.atomic():
         old.revoked_at = timezone.now()
         old.save(update_fields=["revoked_at"])
@@ -146,9 +147,12 @@ def rotation(sprite):
         new.save()
     try:
         _final_reconcile(old)
-        proxy().delete(old.api_key)
-    except ModelAccessUnavailable:
-        pass  # revoked here; the proxy's copy is retried by revoke_orphans (docs)
+        proxy().delete(old_key)
+    except ModelAccessUnavailable as exc:
+        # Revoked here; at the proxy it lives on with its budget until deleted by hand.
+        logger.warning("Old model key of credential %s not deleted at the proxy: %s", old.pk, exc)
+    old.api_key = ""
+    old.save(update_fields=["api_key"])
 
 
 def revoke(sprite) -> int:
@@ -168,7 +172,7 @@ def over_budget(sprite) -> bool:
     row = active_credential(sprite)
     if row is None or row.backend != Backend.LITELLM or not row.api_key:
         return False
-    return proxy().over_budget(row.api_key)
+    return proxy().over_budget(row.key_id or row.api_key)  # the hashed token: no secret in a URL
 
 
 def set_own_key(sprite, *, base_url: str, api_key: str) -> ModelCredential:
@@ -184,7 +188,7 @@ def set_own_key(sprite, *, base_url: str, api_key: str) -> ModelCredential:
             if row.backend == Backend.LITELLM:
                 _revoke_row(row)
             else:
-                row.revoked_at = timezone.now()
-                row.save(update_fields=["revoked_at"])
+                row.revoked_at, row.api_key = timezone.now(), ""
+                row.save(update_fields=["revoked_at", "api_key"])
         return ModelCredential.objects.create(sprite=sprite, user_id=sprite.user_id, backend=Backend.BYO,
                                               base_url=base_url.rstrip("/"), api_key=api_key)

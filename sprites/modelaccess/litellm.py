@@ -4,7 +4,8 @@ The second HTTP speaker of the domain (after `sprites.client`): a small `request
 with timeouts and no retries of non-idempotent calls. Shapes (LiteLLM's docs, proxy/virtual_keys):
 - `POST /key/generate` {max_budget, soft_budget, budget_duration, metadata, models, key_alias}
   → {"key": "sk-…", "token": "<hashed id>", "expires": …, …}
-- `GET /key/info?key=<key>` → {"key": …, "info": {"spend": 0.0123, "max_budget": …, …}}
+- `GET /key/info?key=<key>` → {"key": …, "info": {"spend": 0.0123, "max_budget": …, …}}; ClawDirector
+  passes the key's hashed `token` there (LiteLLM accepts it), so no secret is ever in a URL
 - `POST /key/update` {"key": …, max_budget, soft_budget, …}
 - `POST /key/delete` {"keys": [<key>, …]} → {"deleted_keys": [...]}
 No secret is ever in an exception's message or a log line.

@@ -68,7 +68,7 @@ def reconcile_one(row: ModelCredential, client=None, *, now: datetime | None = N
     from . import proxy
 
     client = client or proxy()
-    info = client.info(row.api_key)
+    info = client.info(row.key_id or row.api_key)  # the hashed token: no secret in the URL
     spend = Decimal(str(info.get("spend") or 0)).quantize(Decimal("0.00000001"))
     start = window_start(row, info)
     booked = ledger_usd(row, start)

@@ -377,3 +377,20 @@ def test_over_budget_asks_the_proxy_for_the_sprites_key(db, emulator, proxy, ali
     assert not modelaccess.over_budget(row)
     proxy.set_spend(modelaccess.active_credential(row).api_key, 5.0)  # = MODEL_BUDGET_USD
     assert modelaccess.over_budget(row)
+
+
+def test_no_virtual_key_is_ever_in_a_url_to_the_proxy(db, emulator, proxy, alice, staff, sent):
+    from sprites.modelaccess.reconcile import reconcile
+
+    row = provisioned(alice)
+    key = modelaccess.active_credential(row).api_key
+    spend_through(proxy, key, 3)
+    reconcile()
+    modelaccess.over_budget(row)
+    services.rotate_gateway_token(sprite=row, actor=alice)
+    keys = [key, modelaccess.active_credential(row).api_key]
+    services.destroy_sprite(sprite=row, actor=staff)
+    assert [c.api_key for c in row.model_credentials.all()] == ["", ""]  # dead keys are not kept
+    to_proxy = [r for r in sent if r["url"].startswith(proxy.url)]
+    assert any("/key/info" in r["url"] for r in to_proxy)
+    assert not [r["url"] for r in to_proxy if any(k in r["url"] for k in keys)]
