@@ -403,9 +403,8 @@ def test_it_links_the_change_page_to_the_sprites_history(admin_client, alice):
 
 
 @pytest.fixture
-def online(emulator, settings, alice):
+def online(emulator, alice):
     """alice's sprite, provisioned for real on the emulator, gateway running."""
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
     sprite, _ = services.provision_sprite(user=alice)
     sprite.refresh_from_db()
     assert sprite.status == "online"

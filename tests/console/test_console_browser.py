@@ -67,7 +67,6 @@ def test_it_shows_badges_and_totals_stops_a_sprite_and_refreshes_live(
     from playwright.sync_api import expect
 
     settings.SPRITE_POOL_SIZE = 2
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
     User = get_user_model()
     User.objects.create_superuser("ops", "ops@example.com", "ops-password-1")
     alice = User.objects.create_user("alice", "alice@example.com", "alice-password-1")

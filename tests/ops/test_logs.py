@@ -122,14 +122,13 @@ def test_it_believes_a_request_id_only_from_a_trusted_proxy(client, db):
         assert client.get("/api/nope", HTTP_X_REQUEST_ID="bad id\nINFO forged")["X-Request-ID"] != "bad id\nINFO forged"
 
 
-def test_it_names_the_request_and_the_sprite_on_the_lines_an_api_call_causes(alice, emulator, settings):
+def test_it_names_the_request_and_the_sprite_on_the_lines_an_api_call_causes(alice, emulator):
     """A Sprites outage during `stop`: the client's retry warnings are written deep in the
     services, and still carry the request's id and the sprite's."""
     from rest_framework.test import APIClient
 
     from sprites import services
 
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
     services.fill_pool(target=1)
     sprite, _ = services.provision_sprite(user=alice)
     emulator.set_faults(fault_rate=1.0)

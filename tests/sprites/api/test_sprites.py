@@ -17,8 +17,7 @@ SPRITE_ACTIONS = ["start", "stop", "rotate-token", "dashboard-link"]
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, db):
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
+def _setup(db):
     cache.clear()  # throttle counters live in the cache (the database's, as in production)
 
 

@@ -32,9 +32,8 @@ def sprite(alice):
 
 
 @pytest.fixture
-def online(emulator, alice, settings):
+def online(emulator, alice):
     """alice's sprite, provisioned from the pool through the emulator."""
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
     services.fill_pool(target=1)
     row, outcome = services.provision_sprite(user=alice)
     assert outcome == "ready"

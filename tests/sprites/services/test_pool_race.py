@@ -40,11 +40,6 @@ def run_at_once(count: int, work) -> list:
     return results
 
 
-@pytest.fixture(autouse=True)
-def _inline(settings):
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
-
-
 def test_it_gives_one_user_exactly_one_sprite_from_ten_concurrent_requests(emulator, alice):
     services.fill_pool(target=3)
 

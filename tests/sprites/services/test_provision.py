@@ -16,11 +16,6 @@ API = "https://api.sprites.test/v1"
 NDJSON = {"content_type": "application/x-ndjson"}
 
 
-@pytest.fixture(autouse=True)
-def _inline(settings):
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
-
-
 def requests_made(emulator) -> int:
     return emulator.counters()["requests"]
 
