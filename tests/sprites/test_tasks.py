@@ -34,7 +34,7 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start_worker(emulator, *extra: str) -> subprocess.Popen:
+def start_worker(emulator, *extra: str, processes: int = 1) -> subprocess.Popen:
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -45,7 +45,7 @@ def start_worker(emulator, *extra: str) -> subprocess.Popen:
         "CRON_SECRET": "cron-secret-for-tests-0123456789abcdef", "ALLOWED_HOSTS": "localhost",
     }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--processes", "1", "--interval", "0.1", "--no-startup-delay", *extra],
+        [sys.executable, "manage.py", "worker", "--processes", str(processes), "--interval", "0.1", "--no-startup-delay", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -187,3 +187,29 @@ def test_it_reports_the_oldest_waiting_task(db, task_queue):
     task_queue.rows().update(enqueued_at=timezone.now() - timedelta(seconds=90))
     figures = oldest_waiting()
     assert figures["waiting"] == 1 and 89 <= figures["oldest_seconds"] <= 100
+
+
+def children_of(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+@postgres_only
+def test_it_keeps_its_worker_processes_running_and_stops_them_on_sigterm(transactional_db):
+    class NoEmulator:
+        url = "http://127.0.0.1:9"
+
+    supervisor = start_worker(NoEmulator, processes=2)
+    try:
+        wait_for(lambda: len(children_of(supervisor.pid)) == 2, 20, "its two worker processes")
+        first = children_of(supervisor.pid)
+        os.kill(min(first), signal.SIGKILL)
+        wait_for(lambda: len(children_of(supervisor.pid) - first) == 1 and len(children_of(supervisor.pid)) == 2,
+                 20, "a new worker process in place of the killed one")
+        running = children_of(supervisor.pid)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(20)
+    assert supervisor.returncode == 0
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+                   for pid in running)  # each finished and exited
