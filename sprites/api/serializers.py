@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sprites import modelaccess
 from sprites.models import UserSprite
 
 
@@ -51,15 +52,27 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
     gateway_token = serializers.CharField(
         read_only=True, help_text="Full admin of this user's gateway. Never put it in a URL."
     )
+    model_access = serializers.SerializerMethodField(
+        help_text=(
+            "The sprite's model access (never its key): `backend` (\"\" none, \"litellm\", \"byo\"), "
+            "`configured` (the sprite has a model credential), `over_budget` (the model proxy last said "
+            "the budget is spent: heartbeat turns are refused until it resets)."
+        )
+    )
 
     class Meta:
         model = UserSprite
         fields = [
             "id", "status", "vm_state", "vm_state_checked_at", "last_heartbeat",
             "total_runtime_minutes", "total_runtime_hours", "cost_to_date_usd", "projected_monthly_cost_usd",
-            "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at",
+            "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at", "model_access",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "properties": {
+        "backend": {"type": "string"}, "configured": {"type": "boolean"}, "over_budget": {"type": "boolean"}}})
+    def get_model_access(self, sprite: UserSprite) -> dict:
+        return modelaccess.status_of(sprite)
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_gateway_ws_url(self, sprite: UserSprite) -> str:

@@ -32,7 +32,7 @@ from .errors import ModelAccessUnavailable
 
 __all__ = [
     "ModelAccessUnavailable", "active_credential", "allowed_domains", "backend_name", "configured",
-    "credential_for", "over_budget", "proxy", "revoke", "rotation", "set_own_key",
+    "credential_for", "note_budget", "over_budget", "proxy", "revoke", "rotation", "set_own_key", "status_of",
 ]
 
 Backend = ModelCredential.Backend
@@ -172,7 +172,31 @@ def over_budget(sprite) -> bool:
     row = active_credential(sprite)
     if row is None or row.backend != Backend.LITELLM or not row.api_key:
         return False
-    return proxy().over_budget(row.key_id or row.api_key)  # the hashed token: no secret in a URL
+    over = proxy().over_budget(row.key_id or row.api_key)  # the hashed token: no secret in a URL
+    note_budget(row, over)
+    return over
+
+
+def note_budget(row: ModelCredential, over: bool) -> None:
+    """Remember what the proxy said (the status API shows it without asking the proxy)."""
+    if over and row.over_budget_since is None:
+        row.over_budget_since = timezone.now()
+    elif not over and row.over_budget_since is not None:
+        row.over_budget_since = None
+    else:
+        return
+    row.save(update_fields=["over_budget_since"])
+
+
+def status_of(sprite) -> dict:
+    """What the status API says about model access (never the key): the backend, whether the
+    sprite has a credential, and whether the proxy last said its budget is spent."""
+    row = active_credential(sprite) if configured() else None
+    return {
+        "backend": settings.MODEL_ACCESS,
+        "configured": bool(row and row.usable),
+        "over_budget": bool(row and row.over_budget_since),
+    }
 
 
 def set_own_key(sprite, *, base_url: str, api_key: str) -> ModelCredential:

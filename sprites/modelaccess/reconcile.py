@@ -69,6 +69,11 @@ def reconcile_one(row: ModelCredential, client=None, *, now: datetime | None = N
 
     client = client or proxy()
     info = client.info(row.key_id or row.api_key)  # the hashed token: no secret in the URL
+    budget = info.get("max_budget")
+    if row.revoked_at is None:
+        from . import note_budget
+
+        note_budget(row, budget is not None and Decimal(str(info.get("spend") or 0)) >= Decimal(str(budget)))
     spend = Decimal(str(info.get("spend") or 0)).quantize(Decimal("0.00000001"))
     start = window_start(row, info)
     booked = ledger_usd(row, start)

@@ -31,6 +31,9 @@ class ModelCredential(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Since when the proxy has said the key's spend reached its max_budget (it refuses its
+    # calls); cleared when it no longer does (a new budget window, a raised budget).
+    over_budget_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "sprite_model_credentials"

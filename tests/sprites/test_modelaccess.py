@@ -394,3 +394,23 @@ def test_no_virtual_key_is_ever_in_a_url_to_the_proxy(db, emulator, proxy, alice
     to_proxy = [r for r in sent if r["url"].startswith(proxy.url)]
     assert any("/key/info" in r["url"] for r in to_proxy)
     assert not [r["url"] for r in to_proxy if any(k in r["url"] for k in keys)]
+
+
+def test_the_status_says_whether_model_access_is_there_and_over_budget(db, emulator, proxy, alice):
+    from rest_framework.test import APIClient
+
+    from sprites.modelaccess.reconcile import reconcile
+
+    row = provisioned(alice)
+    client = APIClient()
+    client.force_authenticate(alice)
+    url = f"/api/sprites/{row.public_id}/status"
+    assert client.get(url).json()["model_access"] == {"backend": "litellm", "configured": True, "over_budget": False}
+    key = modelaccess.active_credential(row).api_key
+    proxy.set_spend(key, 5.0)  # its whole budget
+    reconcile()
+    body = client.get(url).json()
+    assert body["model_access"]["over_budget"] is True and key not in json.dumps(body)
+    proxy.set_spend(key, 0.0)  # a new budget window
+    assert not modelaccess.over_budget(row)
+    assert client.get(url).json()["model_access"]["over_budget"] is False
