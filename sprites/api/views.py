@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
-from sprites import openclaw, services
+from sprites import modelaccess, openclaw, services
 from sprites.api.serializers import (
     DashboardLinkSerializer,
     ErrorSerializer,
@@ -203,7 +203,8 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Bring your own model key", request=ModelKeySerializer, parameters=[SPRITE_ID],
         description=(
-            "Only when the platform runs with MODEL_ACCESS=byo (else 409 `model_access_not_byo`). Your own "
+            "Only when the platform runs with MODEL_ACCESS=byo (else 409 `model_access_not_byo`); staff may set it "
+            "on any user's sprite. Your own "
             "provider key and OpenAI-compatible base URL: stored encrypted, never returned, rendered into your "
             "sprite's OpenClaw config (the gateway restarts with a new token, as on a rotation). You pay the "
             "provider directly."
@@ -214,7 +215,21 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     def model_key(self, request, id=None):
         body = ModelKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._status(set_model_key(sprite=self.get_object(), actor=request.user, **body.validated_data))
+        sprite = self._any_users_sprite() if request.user.is_staff else self.get_object()
+        sprite = set_model_key(sprite=sprite, actor=request.user, **body.validated_data)
+        if sprite.user_id != request.user.pk:  # staff for a user: never that user's gateway token
+            return Response({"id": str(sprite.public_id), "model_access": modelaccess.status_of(sprite)})
+        return self._status(sprite)
+
+    def _any_users_sprite(self) -> UserSprite:
+        """Staff may set a user's model key (the issue: "the user, or staff"): any assigned sprite."""
+        try:
+            public_id = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg]))
+        except ValueError:
+            raise exceptions.NotFound() from None
+        sprite = get_object_or_404(UserSprite.objects.filter(user__isnull=False), public_id=public_id)
+        bind_sprite(sprite.public_id)
+        return sprite
 
     @extend_schema(summary="Pending browser pairing requests", parameters=[SPRITE_ID],
                    description="Runs `openclaw devices list` in the sprite (throttled: THROTTLE_SPRITE_READS).",

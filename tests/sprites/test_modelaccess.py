@@ -244,7 +244,8 @@ def test_the_proxy_double_speaks_litellms_key_api_and_refuses_like_it(proxy):
 # --- BYO through the API ------------------------------------------------------------------------
 
 
-def test_the_owner_sets_their_own_key_through_the_api_and_it_is_never_returned(db, emulator, alice, bob, settings):
+def test_the_owner_or_staff_set_the_key_through_the_api_and_it_is_never_returned(db, emulator, alice, bob, staff,
+                                                                                     settings):
     from rest_framework.test import APIClient
 
     settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "byo", False
@@ -265,6 +266,15 @@ def test_the_owner_sets_their_own_key_through_the_api_and_it_is_never_returned(d
     assert config_in(emulator, row)["models"]["providers"]["clawdirector"]["apiKey"] == "sk-alices-own-key"
     assert {"domain": "api.own.example", "action": "allow"} in emulator.network_policy(row.sprite_name)
     assert "sk-alices-own-key" not in json.dumps(list(row.events.values("detail")))
+
+    as_staff = APIClient()
+    as_staff.force_authenticate(staff)
+    staff_set = as_staff.put(url, {"base_url": "https://api.other.example/v1", "api_key": "sk-set-by-staff"},
+                             format="json")
+    assert staff_set.status_code == 200 and b"sk-set-by-staff" not in staff_set.content
+    assert "gateway_token" not in staff_set.json() and staff_set.json()["model_access"]["configured"] is True
+    row.refresh_from_db()
+    assert config_in(emulator, row)["models"]["providers"]["clawdirector"]["apiKey"] == "sk-set-by-staff"
 
     settings.MODEL_ACCESS = "litellm"
     refused = as_alice.put(url, body, format="json")
