@@ -27,7 +27,6 @@ def proxy(settings):
     settings.MODEL_PROXY_MASTER_KEY = MASTER
     settings.MODEL_BUDGET_USD = Decimal("5")
     settings.MODEL_SOFT_BUDGET_USD = Decimal("4")
-    settings.SPRITES_PROVISION_IN_BACKGROUND = False
     try:
         yield handle
     finally:
@@ -94,7 +93,7 @@ def test_the_network_policy_allows_the_proxys_host(settings):
 
 
 def test_no_model_access_configured_renders_no_provider(db, emulator, alice, settings):
-    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "", False
+    settings.MODEL_ACCESS = ""
     row = provisioned(alice)
     assert "models" not in config_in(emulator, row)
     assert not ModelCredential.objects.exists()
@@ -159,7 +158,7 @@ def test_a_proxy_outage_returns_the_claimed_sprite_to_the_pool(db, emulator, pro
 
 
 def test_a_users_own_key_is_stored_encrypted_and_rendered(db, emulator, alice, settings):
-    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "byo", False
+    settings.MODEL_ACCESS = "byo"
     row = provisioned(alice)
     assert "models" not in config_in(emulator, row)  # no key set yet
     modelaccess.set_own_key(row, base_url="https://api.own.example/v1/", api_key="sk-users-own")
@@ -248,7 +247,7 @@ def test_the_owner_or_staff_set_the_key_through_the_api_and_it_is_never_returned
                                                                                      settings):
     from rest_framework.test import APIClient
 
-    settings.MODEL_ACCESS, settings.SPRITES_PROVISION_IN_BACKGROUND = "byo", False
+    settings.MODEL_ACCESS = "byo"
     row = provisioned(alice)
     url = f"/api/sprites/{row.public_id}/model-key"
     body = {"base_url": "https://api.own.example/v1", "api_key": "sk-alices-own-key"}
