@@ -37,6 +37,9 @@ class HeartbeatRun(models.Model):
         default=0, help_text="Wakes the provider refused because every running slot was taken "
                              "(429 concurrent_sprite_limit_exceeded): not billed, retried in the window.",
     )
+    running_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The provider's running cap as this run read it (empty: not reported).",
+    )
     housekeeping = models.BooleanField(
         default=False, help_text="This run did the once-per-window jobs (VM-state sync, storage, pool).",
     )

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Avg, Count
 from django.utils import timezone
 
-from heartbeat.models import HeartbeatWake
+from heartbeat.models import HeartbeatRun, HeartbeatWake
 from sprites.models import UserSprite
 
 WARN_SHARE = 0.9
@@ -50,7 +50,9 @@ class Plan:
     @property
     def load(self) -> float | None:
         """The fleet as a share of the largest fleet the cap carries."""
-        return None if not self.max_fleet else self.fleet / self.max_fleet
+        if self.max_fleet is None:
+            return None
+        return self.fleet / self.max_fleet if self.max_fleet else float(self.fleet > 0) * 99.99
 
     @property
     def warning(self) -> str:
@@ -80,6 +82,13 @@ class Plan:
         return out
 
 
+def remembered_cap() -> int | None:
+    """The running cap the latest tick read from the API (kept on its run record), for pages
+    that must not call the API."""
+    return (HeartbeatRun.objects.filter(running_limit__isnull=False).order_by("-started_at")
+            .values_list("running_limit", flat=True).first())
+
+
 def measured_turn() -> tuple[float, int]:
     """(mean wake duration in seconds, how many wakes) over the last day's completed wakes."""
     since = timezone.now() - MEASURE_OVER
@@ -97,6 +106,8 @@ def capacity_plan(*, cap: int | None = None, interval_minutes: float | None = No
     if cap is None and read_org is not None:
         org = read_org()
         cap = None if org is None else org.running_limit
+    if cap is None:
+        cap = remembered_cap()
     turn, n = (turn_seconds, 0) if turn_seconds is not None else measured_turn()
     minutes = settings.HEARTBEAT_INTERVAL_MINUTES if interval_minutes is None else interval_minutes
     return Plan(fleet=UserSprite.objects.wakeable().count(), cap=cap, interval_seconds=minutes * 60.0,

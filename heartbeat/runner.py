@@ -220,6 +220,7 @@ class Runner:
                 self._write()
             except Exception:  # noqa: BLE001 - already failing; the lease brings them back
                 logger.exception("Heartbeat could not record %d finished wakes", len(self.buffer))
+        self.run.running_limit = self.gate.limit
         lines = self.errors[:ERRORS_SHOWN]
         if len(self.errors) > ERRORS_SHOWN:
             lines.append(f"… and {len(self.errors) - ERRORS_SHOWN} more")
