@@ -10,6 +10,7 @@ overdue (`SpriteQuerySet`), and every status change (the `mark_*` methods and th
 conditional UPDATEs). Nothing else assigns `status`.
 """
 
+import time
 import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -89,21 +90,26 @@ class SpriteQuerySet(models.QuerySet):
         the partial unique constraint `one_live_sprite_per_user` makes a second claim fail
         with IntegrityError, which the caller turns into "existing".
         """
-        ready = self.filter(user__isnull=True, status=UserSprite.Status.READY)
-        for _ in range(5):
+        ready = self.filter(user__isnull=True, status=UserSprite.Status.READY).exclude(golden_checkpoint_id="")
+        for attempt in range(5):
             with transaction.atomic():
                 candidate = (
-                    ready.select_for_update(skip_locked=True).exclude(golden_checkpoint_id="")
+                    ready.select_for_update(skip_locked=True)
                     .order_by("created_at", "pk").values_list("pk", flat=True).first()
                 )
-                if candidate is None:
-                    return None
-                now = timezone.now()
-                won = ready.filter(pk=candidate).update(
-                    user=user, status=UserSprite.Status.PROVISIONING, assigned_at=now, updated_at=now
-                )
+                won = 0
+                if candidate is not None:
+                    now = timezone.now()
+                    won = ready.filter(pk=candidate).update(
+                        user=user, status=UserSprite.Status.PROVISIONING, assigned_at=now, updated_at=now
+                    )
             if won:
                 return self.get(pk=candidate)
+            # SKIP LOCKED finds nothing while every ready row is held by a claim that has not
+            # committed yet: the pool is empty only when no ready row is left at all.
+            if candidate is None and not ready.exists():
+                return None
+            time.sleep(0.005 * (attempt + 1))
         return None  # lost five races in a row: treat as empty, the caller builds a new sprite
 
     def retry_failed(self, pk: int) -> bool:
