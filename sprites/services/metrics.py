@@ -4,7 +4,7 @@ and the one check of the Sprites API that `/readyz` makes."""
 import logging
 
 from sprites.client import SpritesError, get_client
-from sprites.client.http import calls_in_context, error_kind, tally
+from sprites.client.tally import calls_in_context, error_kind, tally
 from sprites.models import Counter
 from sprites.models.counters import labels_key
 

@@ -14,7 +14,7 @@ from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
 from sprites import billing
 from sprites.client import SpritesError, get_client
-from sprites.client.http import tally
+from sprites.client.tally import tally
 from sprites.models import UserSprite
 from sprites.services import persist_api_calls
 from tests.conftest import API, make_sprite, usage

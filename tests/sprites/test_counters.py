@@ -7,7 +7,7 @@ import pytest
 import responses
 
 from sprites.client import SpriteNotFound, SpritesClient, SpritesUnavailable
-from sprites.client.http import endpoint_of, tally
+from sprites.client.tally import endpoint_of, tally
 from sprites.models import Counter
 from sprites.models.counters import labels_key, observe
 from sprites.services import persist_api_calls
