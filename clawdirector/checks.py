@@ -110,7 +110,11 @@ def check_openclaw_pins(app_configs=None, **kwargs):
             hint="Add it from `npm view openclaw@<version> engines`, then run make test-openclaw.",
             id="clawdirector.W002",
         )]
-    if not openclaw.satisfies(settings.OPENCLAW_NODE_VERSION, engines):
+    try:
+        fits = openclaw.satisfies(settings.OPENCLAW_NODE_VERSION, engines)
+    except ValueError as exc:  # a Node pin that is not x.y.z, or a range we cannot read
+        fits, engines = False, f"{engines}; {exc}"
+    if not fits:
         return [Error(
             f"OPENCLAW_NODE_VERSION {settings.OPENCLAW_NODE_VERSION} does not satisfy OpenClaw "
             f"{settings.OPENCLAW_VERSION}'s engines.node ({engines}).",

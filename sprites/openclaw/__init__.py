@@ -369,19 +369,32 @@ def node_engines(version: str | None = None) -> str | None:
     return ranges.get(version or settings.OPENCLAW_VERSION)
 
 
-def _version_tuple(text: str) -> tuple[int, int, int]:
-    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
-    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+_COMPARATOR = re.compile(r"^(>=|<=|>|<|=)?v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
 def satisfies(version: str, engines: str) -> bool:
-    """Does `version` satisfy an npm range made of `||` alternatives of space-separated
-    comparators (>=, <=, >, <, =, or a bare version)? Enough for `engines.node`."""
-    have = _version_tuple(version)
-    compare = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-               "<": lambda a, b: a < b, "=": lambda a, b: a == b}
+    """Does `version` (e.g. "24.22.3" or "v24.22.3") satisfy an npm engines range made of
+    `||` alternatives of space-separated comparators (>=, >, <=, <, =, bare; partial versions
+    pad with zeros, a bare partial matches its prefix)? Enough for `engines.node`; raises
+    ValueError on anything fancier (^, ~, hyphen ranges, pre-releases)."""
+    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", version.strip())
+    if not match:
+        raise ValueError(f"not a plain version: {version!r}")
+    have = tuple(int(x) for x in match.groups())
     for alternative in engines.split("||"):
-        comparators = re.findall(r"(>=|<=|>|<|=)?\s*v?(\d+(?:\.\d+){0,2})", alternative)
-        if comparators and all(compare[op or "="](have, _version_tuple(v)) for op, v in comparators):
+        ok = True
+        for comparator in alternative.split():
+            m = _COMPARATOR.match(comparator)
+            if not m:
+                raise ValueError(f"unsupported comparator {comparator!r} in {engines!r}")
+            op, parts = m.group(1) or "=", [p for p in m.groups()[1:] if p is not None]
+            want = tuple(int(x) for x in parts) + (0,) * (3 - len(parts))
+            if op == "=":
+                ok = have[:len(parts)] == tuple(int(x) for x in parts)
+            else:
+                ok = {">=": have >= want, ">": have > want, "<=": have <= want, "<": have < want}[op]
+            if not ok:
+                break
+        if ok and alternative.split():
             return True
     return False

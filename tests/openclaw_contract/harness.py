@@ -23,7 +23,6 @@ import hashlib
 import http.server
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -100,37 +99,6 @@ def require_install(version: str | None = None) -> Install:
     if install is None:
         raise RuntimeError(f"No OpenClaw install in {cache_dir(version)}: run scripts/openclaw_cache.sh")
     return install
-
-
-_COMPARATOR = re.compile(r"^(>=|<=|>|<|=)?v?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
-
-
-def satisfies(version: str, range_: str) -> bool:
-    """Does `version` (e.g. "24.22.3" or "v24.22.3") satisfy an npm engines range made of
-    `||` alternatives of space-separated comparators (>=, >, <=, <, =, bare; partial versions
-    pad with zeros, a bare partial matches its prefix)? Enough for `engines.node`; raises
-    ValueError on anything fancier (^, ~, hyphen ranges, pre-releases)."""
-    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", version.strip())
-    if not match:
-        raise ValueError(f"not a plain version: {version!r}")
-    have = tuple(int(x) for x in match.groups())
-    for alternative in range_.split("||"):
-        ok = True
-        for comparator in alternative.split():
-            m = _COMPARATOR.match(comparator)
-            if not m:
-                raise ValueError(f"unsupported comparator {comparator!r} in {range_!r}")
-            op, parts = m.group(1) or "=", [p for p in m.groups()[1:] if p is not None]
-            want = tuple(int(x) for x in parts) + (0,) * (3 - len(parts))
-            if op == "=":
-                ok = have[:len(parts)] == tuple(int(x) for x in parts)
-            else:
-                ok = {">=": have >= want, ">": have > want, "<=": have <= want, "<": have < want}[op]
-            if not ok:
-                break
-        if ok and alternative.split():
-            return True
-    return False
 
 
 # --- homes, configs, the CLI -----------------------------------------------------------------

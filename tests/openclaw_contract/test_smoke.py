@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sprites import openclaw
+
 from . import harness
 
 STARTUP_TIMEOUT = 90  # measured 8-15 s on 2 cores
@@ -88,7 +90,7 @@ def test_version_and_engines(openclaw_install, openclaw_home):
     assert package["engines"]["node"] == openclaw_install.engines_node
     node_version = subprocess.run([str(openclaw_install.node), "--version"], capture_output=True,
                                           text=True, timeout=30).stdout.strip()
-    assert harness.satisfies(node_version, openclaw_install.engines_node)
+    assert openclaw.satisfies(node_version, openclaw_install.engines_node)
 
 
 def test_config_validate(openclaw_home):

@@ -120,3 +120,10 @@ def test_it_rehomes_the_real_dashboard_link():
     link = openclaw.parse_dashboard(fixture("dashboard.json"), sprite_url="https://claw-a-x1.sprites.app")
     assert link.url.startswith("https://claw-a-x1.sprites.app/#bootstrapToken=")
     assert "gatewayUrl=wss%3A%2F%2Fclaw-a-x1.sprites.app%2F" in link.url and link.expires_at is not None
+
+
+def test_a_node_pin_it_cannot_read_is_refused_not_a_crash(settings):
+    settings.OPENCLAW_NODE_VERSION = "24"
+    assert "clawdirector.E005" in {e.id for e in run_checks()}
+    with pytest.raises(ValueError):
+        openclaw.satisfies("24.22.3", "^24.16.0")  # outside the grammar engines.node uses: say so
