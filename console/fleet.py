@@ -6,6 +6,7 @@ from django.conf import settings
 
 from console.formatting import ago, exact_time, local_money, run_duration, usd
 from heartbeat.models import HeartbeatRun
+from heartbeat.plan import capacity_plan
 from sprites import selectors
 from sprites.models import UserSprite
 
@@ -15,7 +16,10 @@ def fleet_figures(now: datetime) -> dict:
     summary = selectors.fleet_summary(now=now)
     run = HeartbeatRun.objects.order_by("-started_at").first()
     target = settings.SPRITE_POOL_SIZE
+    plan = capacity_plan()  # the cap the last tick read: a page never calls the Sprites API
     summary.update(
+        plan=plan,
+        plan_load=f"{plan.load:.0%}" if plan.load is not None else "",
         statuses=[
             {"value": value, "label": label, "count": summary["counts"][value]}
             for value, label in UserSprite.Status.choices

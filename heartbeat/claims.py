@@ -11,21 +11,24 @@ from django.db import connection
 from django.utils import timezone
 
 from sprites.models import UserSprite
+from sprites.models.sprite import heartbeat_slot
 from sprites.services import Target
 
 
-def due(*, window: datetime, now: datetime, force: bool = False, sprite_ids=None):
-    rows = UserSprite.objects.due(window=window, now=now, force=force)
+def due(*, now: datetime, interval: timedelta, force: bool = False, sprite_ids=None):
+    rows = UserSprite.objects.due(now=now, interval=interval, force=force)
     return rows if sprite_ids is None else rows.filter(pk__in=list(sprite_ids))
 
 
-def claim(*, limit: int, window: datetime, lease: timedelta, force: bool = False, sprite_ids=None) -> list[Target]:
-    """Lease up to `limit` due sprites in one statement and return exactly the ones won."""
+def claim(*, limit: int, interval: timedelta, lease: timedelta, force: bool = False, sprite_ids=None) -> list[Target]:
+    """Lease up to `limit` due sprites in one statement and return exactly the ones won, each
+    with the start of its own window (`heartbeat_slot`; None when forced)."""
     if limit < 1 or (sprite_ids is not None and not sprite_ids):
         return []
     now = timezone.now()
     inner_sql, inner_params = (
-        due(window=window, now=now, force=force, sprite_ids=sprite_ids).values("pk")[:limit].query.sql_with_params()
+        due(now=now, interval=interval, force=force, sprite_ids=sprite_ids).values("pk")[:limit]
+        .query.sql_with_params()
     )
     if connection.features.has_select_for_update_skip_locked:
         inner_sql += " FOR UPDATE SKIP LOCKED"
@@ -44,10 +47,19 @@ def claim(*, limit: int, window: datetime, lease: timedelta, force: bool = False
     with connection.cursor() as cursor:
         cursor.execute(sql, [adapt(now + lease), *inner_params, adapt(now)])
         rows = cursor.fetchall()
-    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2])) for row in rows), key=lambda t: t.pk)
+    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]),
+                          slot=None if force else heartbeat_slot(row[0], now, interval)) for row in rows),
+                  key=lambda t: t.pk)
 
 
 def release(pks: list[int]) -> None:
     """Hand sprites back at once (claimed, never started)."""
     if pks:
         UserSprite.objects.filter(pk__in=pks).release_leases()
+
+
+def defer(pks: list[int], until: datetime) -> None:
+    """Hand sprites back, claimable again from `until` (refused for capacity: a backoff, so
+    no sweep spins on them; they are still due, in their window)."""
+    if pks:
+        UserSprite.objects.filter(pk__in=pks).update(heartbeat_lease_until=until)

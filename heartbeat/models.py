@@ -33,6 +33,16 @@ class HeartbeatRun(models.Model):
         default=0, help_text="Assigned live sprites not woken: not due, stopped, provisioning, or claimed elsewhere."
     )
     failed = models.PositiveIntegerField(default=0)
+    deferred = models.PositiveIntegerField(
+        default=0, help_text="Wakes the provider refused because every running slot was taken "
+                             "(429 concurrent_sprite_limit_exceeded): not billed, retried in the window.",
+    )
+    running_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The provider's running cap as this run read it (empty: not reported).",
+    )
+    housekeeping = models.BooleanField(
+        default=False, help_text="This run did the once-per-window jobs (VM-state sync, storage, pool).",
+    )
 
     # Ledger rows this sweep wrote: Sprites cost (compute + storage) and, apart, model spend.
     billed_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
@@ -68,6 +78,8 @@ class HeartbeatRun(models.Model):
         )
         if self.llm_usd:
             line += f" (model spend ${self.llm_usd:.4f})"
+        if self.deferred:
+            line += f"; {self.deferred} wake(s) waited for a running slot"
         if self.dry_run:
             line = f"dry run, nothing woken or billed: would wake {self.due}; " + line
         return line
@@ -84,6 +96,7 @@ class HeartbeatRun(models.Model):
             "woke": self.woke,
             "skipped": self.skipped,
             "failed": self.failed,
+            "deferred": self.deferred,
             "billed_usd": str(self.billed_usd),
             "llm_usd": str(self.llm_usd),
             "ok": self.failed == 0,
@@ -110,6 +123,10 @@ class HeartbeatWake(models.Model):
     error = models.TextField(blank=True)
     billed_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
     llm_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    late_seconds = models.DecimalField(
+        max_digits=10, decimal_places=3, null=True, blank=True,
+        help_text="How long after its sprite's own window opened the wake started (empty when forced).",
+    )
 
     class Meta:
         ordering = ["-started_at"]

@@ -4,11 +4,11 @@ One transaction per batch and a small constant number of queries, whatever its s
 money is built by `sprites.billing` (through `WakeResult.usages`); the sprite rows are written
 by their queryset's transitions; this module only puts them together. The same transaction
 adds the batch to the `/metrics` histograms (wake duration, and lateness: how long after its
-window opened a scheduled wake started), so the figures count each recorded wake exactly once.
+sprite's own window opened a scheduled wake started), so the figures count each recorded wake exactly once.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -32,27 +32,28 @@ class Totals:
     llm: Decimal = Decimal("0")
 
 
-def flush(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str,
-          retry_after: datetime | None) -> Totals:
+def flush(results: list[WakeResult], *, run: HeartbeatRun, cause: str, interval: timedelta | None) -> Totals:
     """Bill and record a batch of wakes in one transaction. Returns what it billed.
 
-    `slot` keys the rows: the window, so a window bills one wake per sprite however often it is
-    re-run; None for a forced wake ("run now"), keyed by its own start instant. A failed
-    sprite keeps its lease until `retry_after`."""
+    Each scheduled wake's rows are keyed by its sprite's own window (`WakeResult.slot`), so a
+    window bills one wake per sprite however often it is re-run; a forced wake ("run now",
+    `interval` None) by its own start instant. A failed sprite keeps its lease until its next
+    window opens (slot + `interval`; released at once when forced)."""
     if not results:
         return Totals()
-    return billing.retry_deadlocks(_flush_once, results, run=run, slot=slot, cause=cause, retry_after=retry_after)
+    return billing.retry_deadlocks(_flush_once, results, run=run, cause=cause, interval=interval)
 
 
-def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime | None, cause: str,
-                retry_after: datetime | None) -> Totals:
-    usages = {r.sprite_id: r.usages(cause=cause, slot=slot or r.started_at) for r in results}
+def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, cause: str, interval: timedelta | None) -> Totals:
+    usages = {r.sprite_id: r.usages(cause=cause, slot=_key_slot(r, interval)) for r in results}
     now = timezone.now()
+    retry_after = {r.sprite_id: r.slot + interval for r in results
+                   if not r.ok and interval is not None and r.slot is not None}
     with transaction.atomic():
         written = {u.key for u in billing.record_usage([u for rows in usages.values() for u in rows])}
         UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.ok}, now)
         UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.ok}, now,
-                                                     retry_after=retry_after)
+                                                     retry_after=retry_after or None)
         totals, wakes = Totals(), []
         for r in results:
             mine = [u for u in usages[r.sprite_id] if u.key in written]
@@ -64,18 +65,26 @@ def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, slot: datetime 
                 run=run, sprite_id=r.sprite_id, started_at=r.started_at,
                 duration_seconds=billing.round_seconds(r.wall_seconds), outcome=r.outcome, exit_code=r.exit_code,
                 output_tail=r.output_tail, error=r.error, billed_usd=billed, llm_usd=r.llm_usd,
+                late_seconds=None if interval is None or r.late_seconds is None
+                else billing.round_seconds(r.late_seconds),
             ))
         HeartbeatWake.objects.bulk_create(wakes, batch_size=500)
-        Counter.objects.add(_observations(results, slot=slot))  # last: its rows are the hot ones
+        Counter.objects.add(_observations(results, scheduled=interval is not None))  # last: hot rows
     return totals
 
 
-def _observations(results: list[WakeResult], *, slot: datetime | None) -> Increments:
+def _key_slot(result: WakeResult, interval: timedelta | None) -> datetime:
+    """What keys a wake's ledger rows: its window when scheduled, its own start when forced."""
+    if interval is None or result.slot is None:
+        return result.started_at
+    return result.slot
+
+
+def _observations(results: list[WakeResult], *, scheduled: bool) -> Increments:
     increments: Increments = {}
     for r in results:
         observe(increments, "heartbeat_wake_duration_seconds", r.wall_seconds, WAKE_SECONDS_BUCKETS,
                 outcome=str(r.outcome))
-        if slot is not None:  # a forced wake has no window to be late for
-            late = max((r.started_at - slot).total_seconds(), 0.0)
-            observe(increments, "heartbeat_wake_lateness_seconds", late, LATENESS_SECONDS_BUCKETS)
+        if scheduled and r.late_seconds is not None:  # a forced wake has no window to be late for
+            observe(increments, "heartbeat_wake_lateness_seconds", r.late_seconds, LATENESS_SECONDS_BUCKETS)
     return increments

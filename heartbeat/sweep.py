@@ -4,12 +4,15 @@ django-crontab, `GET /api/cron/heartbeat`, the console's "run now") calls `run_s
 Who is due is the model's rule (`UserSprite.DUE_RULE`, `UserSprite.objects.due`); claiming
 is `claims`; the wake loop is `runner`; a turn in one sprite is `sprites.services.run_turn`;
 writing results is `record`; the money is `sprites.billing` (see docs/cost-model.md).
-A sweep first syncs every sprite's VM state, then wakes the due ones, then runs its side jobs
-(storage accrual, pruning old wake records, the warm pool top-up); no side job fails it.
+A sweep (a "tick": they run every minute or so, see docs/operations.md) wakes the sprites whose
+own window has opened, as the provider's running cap admits them, within its time budget. The
+first tick of each interval window also syncs every sprite's VM state first and runs the side
+jobs after (storage accrual, pruning old wake records, the warm pool top-up); no side job fails it.
 """
 
 import logging
 import socket
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -36,6 +39,7 @@ def run_sweep(
     sprite_ids: list[int] | None = None,
     force: bool = False,
     concurrency: int | None = None,
+    budget: float | None = None,
     stdout=None,
     verbosity: int = 1,
 ) -> HeartbeatRun:
@@ -43,8 +47,10 @@ def run_sweep(
 
     `sprite_ids` limits the sweep to those sprites (and skips the VM-state sync and the side
     jobs); `force` wakes them even if they had a heartbeat this window (status and lease rules
-    still apply). `stdout` gets one line per sprite at verbosity ≥ 2. Raises
-    ImproperlyConfigured for bad settings, before touching anything.
+    still apply). `budget` (seconds) is the tick's time budget: past it nothing new starts and
+    the sweep returns once the wakes in flight finish; None waits until nothing is due.
+    `stdout` gets one line per sprite at verbosity ≥ 2. Raises ImproperlyConfigured for bad
+    settings, before touching anything.
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
@@ -55,21 +61,23 @@ def run_sweep(
         if stdout is not None and verbosity >= 2:
             stdout.write(message + "\n")
 
+    deadline = None if budget is None else time.monotonic() + budget
     run = HeartbeatRun.objects.create(trigger=trigger, host=socket.gethostname()[:255], dry_run=dry_run)
     window = window_start(run.started_at, config.interval)
     candidates = UserSprite.objects.assigned().count() if ids is None else len(ids)
     try:
         if dry_run:
-            due = list(claims.due(window=window, now=timezone.now(), force=force, sprite_ids=ids)
+            due = list(claims.due(now=timezone.now(), interval=config.interval, force=force, sprite_ids=ids)
                        .values_list("sprite_name", flat=True))
             for name in due:
                 say(f"{name}: would wake")
             run.due = len(due)
         else:
-            if ids is None:
+            housekeeping = ids is None and _first_in_window(run, window)
+            if housekeeping:
                 _note(run, "vm states", lambda: f"{services.sync_vm_states()} synced")
-            Runner(run, config=config, window=window, force=force, ids=ids, say=say).run_all()
-            if ids is None:
+            Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline).run_all()
+            if housekeeping:
                 _side_jobs(run)
         run.skipped = max(candidates - run.due, 0)
     except BaseException as exc:
@@ -79,6 +87,16 @@ def run_sweep(
     _finish(run)
     logger.info("Heartbeat run %s (%s): %s", run.pk, trigger, run.summary())
     return run
+
+
+def _first_in_window(run: HeartbeatRun, window) -> bool:
+    """Whether this tick does the once-per-window jobs: none has in this window yet. Two ticks
+    starting together may both do them; each job is idempotent, so that costs time, not money."""
+    if HeartbeatRun.objects.filter(started_at__gte=window, housekeeping=True).exclude(pk=run.pk).exists():
+        return False
+    run.housekeeping = True
+    run.save(update_fields=["housekeeping"])
+    return True
 
 
 def _finish(run: HeartbeatRun) -> None:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from sprites import services
-from sprites.client import SpritesError, SpritesRateLimited, SpritesUnavailable
+from sprites.client import SpritesCapacityExceeded, SpritesError, SpritesRateLimited, SpritesUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,16 @@ def _error(code: str, detail: str, status: int, **extra) -> Response:
 
 
 def exception_handler(exc, context):
-    """Every error as `{"code", "detail"}` JSON. A Sprites outage is a 503 with Retry-After."""
+    """Every error as `{"code", "detail"}` JSON. A Sprites outage is a 503 with Retry-After;
+    the provider's running cap being full is a 429 with Retry-After (wait, then try again)."""
+    if isinstance(exc, SpritesCapacityExceeded):
+        seconds = math.ceil(exc.retry_after or OUTAGE_RETRY_AFTER_SECONDS)
+        response = _error(
+            "running_cap_full", "Every running slot of the platform is busy right now; try again in "
+            f"{seconds} seconds.", http.HTTP_429_TOO_MANY_REQUESTS, retry_after_seconds=seconds,
+        )
+        response["Retry-After"] = str(seconds)
+        return response
     if isinstance(exc, SpritesUnavailable):
         retry_after = getattr(exc, "retry_after", None) if isinstance(exc, SpritesRateLimited) else None
         response = _error(

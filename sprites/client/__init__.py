@@ -6,17 +6,19 @@ from .errors import (
     SpriteNotFound,
     SpritesAuthFailed,
     SpritesBadRequest,
+    SpritesCapacityExceeded,
     SpritesConflict,
     SpritesError,
     SpritesRateLimited,
     SpritesUnavailable,
 )
 from .http import SpritesClient, get_client
-from .types import Checkpoint, ExecResult, Service, Sprite, StreamEvent, parse_checkpoint_id
+from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
 from .wire import parse_exec_body, parse_exec_frames
 
 __all__ = [
-    "Checkpoint", "ExecResult", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed", "SpritesBadRequest",
+    "Checkpoint", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
+    "SpritesBadRequest", "SpritesCapacityExceeded",
     "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
     "get_client", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
 ]

@@ -43,3 +43,16 @@ class SpritesRateLimited(SpritesUnavailable):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class SpritesCapacityExceeded(SpritesRateLimited):
+    """429 `concurrent_sprite_limit_exceeded`: every running slot of the org is taken, so the
+    wake (exec, service start, URL request) did not happen. Not a failure of the sprite:
+    waiting frees a slot. `limit` and `current_count` are the API's, when it sent them."""
+
+    CODE = "concurrent_sprite_limit_exceeded"
+
+    def __init__(self, message: str, *, limit: int | None = None, current_count: int | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.limit = limit
+        self.current_count = current_count

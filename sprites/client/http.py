@@ -26,13 +26,14 @@ from .errors import (
     SpriteNotFound,
     SpritesAuthFailed,
     SpritesBadRequest,
+    SpritesCapacityExceeded,
     SpritesConflict,
     SpritesError,
     SpritesRateLimited,
     SpritesUnavailable,
 )
 from .tally import endpoint_of, error_kind, tally
-from .types import Checkpoint, ExecResult, Service, Sprite, StreamEvent, parse_checkpoint_id
+from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
 from .wire import error_detail, raise_stream_error, read_exec, retry_after_seconds, seg, stream_events
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SpritesClient:
         self.session.mount("https://", adapter)
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["User-Agent"] = "clawdirector/1.0"
+        self.last_org: OrgInfo | None = None  # the org block of the latest list page read
 
     def __repr__(self) -> str:  # never show the token
         return f"<SpritesClient {self.base_url}>"
@@ -143,6 +145,14 @@ class SpritesClient:
         status = response.status_code
         code, detail = error_detail(response)
         where = f"{method} {path}"
+        if status == 429 and code == SpritesCapacityExceeded.CODE:
+            retry_after = retry_after_seconds(response)
+            numbers = _json_numbers(response, "limit", "current_count")
+            return SpritesCapacityExceeded(
+                f"Every running slot of the Sprites org is taken ({where})"
+                + (f"; retry after {retry_after:g}s" if retry_after is not None else ""),
+                retry_after=retry_after, status_code=status, code=code, **numbers,
+            )
         if status == 429:
             retry_after = retry_after_seconds(response)
             return SpritesRateLimited(
@@ -204,9 +214,20 @@ class SpritesClient:
         data = self._json(self._request("GET", "/sprites", params=params))
         if isinstance(data, list):  # tolerate a bare list
             return [Sprite.from_json(s) for s in data], None
+        org = OrgInfo.from_page(data)
+        if org is not None:
+            self.last_org = org
         sprites = [Sprite.from_json(s) for s in data.get("sprites") or []]
         token = data.get("next_continuation_token") if data.get("has_more") else None
         return sprites, token
+
+    def org(self) -> OrgInfo | None:
+        """The org's caps and live counts, from the smallest list page; None if it says nothing."""
+        data = self._json(self._request("GET", "/sprites", params={"max_results": 1}))
+        org = OrgInfo.from_page(data) if isinstance(data, dict) else None
+        if org is not None:
+            self.last_org = org
+        return org
 
     def list_sprites(self, *, prefix: str = "", page_size: int = 50) -> Iterator[Sprite]:
         """Every sprite, all pages (stops when `has_more` is false)."""
@@ -370,6 +391,19 @@ class SpritesClient:
         self._request("POST", f"/sprites/{seg(name)}/policy/network", json_body={"rules": rules},
                       ok=(200, 204), retry=True)
 
+
+
+def _json_numbers(response: requests.Response, *keys: str) -> dict[str, int | None]:
+    """Whole numbers from a JSON error body (None where absent or not a number)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found: dict[str, int | None] = {}
+    for key in keys:
+        value = body.get(key) if isinstance(body, dict) else None
+        found[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return found
 
 
 _client: SpritesClient | None = None

@@ -50,6 +50,42 @@ class Sprite:
 
 
 @dataclass(frozen=True)
+class OrgInfo:
+    """The `org` block of a list page: the caps and the counts at that moment
+    (sprites-api.md, "Running and warm caps"). The Python SDK reads the counts at top level."""
+
+    name: str = ""
+    running: int = 0
+    warm: int = 0
+    cold: int = 0
+    running_limit: int | None = None
+    warm_limit: int | None = None
+
+    @property
+    def free(self) -> int | None:
+        """Running slots free now; None when the API did not say its cap."""
+        return None if self.running_limit is None else max(self.running_limit - self.running, 0)
+
+    @classmethod
+    def from_page(cls, page: dict) -> OrgInfo | None:
+        org = page.get("org") if isinstance(page.get("org"), dict) else None
+        source = org if org is not None else page
+        if org is None and not any(k in page for k in ("running", "running_limit")):
+            return None
+
+        def count(key: str) -> int | None:
+            value = source.get(key, page.get(key))
+            try:
+                return None if value is None or isinstance(value, bool) else int(value)
+            except (TypeError, ValueError):
+                return None
+
+        return cls(name=str((org or {}).get("name") or ""), running=count("running") or 0,
+                   warm=count("warm") or 0, cold=count("cold") or 0,
+                   running_limit=count("running_limit"), warm_limit=count("warm_limit"))
+
+
+@dataclass(frozen=True)
 class ExecResult:
     exit_code: int
     stdout: bytes = b""

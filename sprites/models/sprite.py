@@ -18,7 +18,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Func, IntegerField, Q, Value, When
+from django.db.models.functions import Mod
 from django.utils import timezone
 
 from sprites.fields import EncryptedTextField
@@ -41,6 +42,52 @@ def heartbeat_interval() -> timedelta:
     return timedelta(minutes=settings.HEARTBEAT_INTERVAL_MINUTES)
 
 
+# --- Pacing: each sprite's own place in the interval ------------------------------------------
+#
+# A sprite is woken once per interval, but not at the interval's start with everyone else: each
+# has a stable offset (a hash of its primary key, spread evenly over the interval) and its own
+# window [slot, slot + interval) with slot = the latest instant ≤ now that is `offset` past an
+# epoch-aligned interval boundary. Waking the fleet this way keeps the provider's running cap
+# busy evenly instead of queueing everyone at :00, :15, :30, :45. The rule is written twice,
+# here in Python (for billing keys and leases) and as SQL (`_slot_epoch`) for the claim; a test
+# keeps the two equal.
+
+_OFFSET_HASH = 2654435761  # Knuth's multiplicative hash: consecutive keys land far apart
+
+
+def heartbeat_offset_seconds(pk: int, interval: timedelta) -> int:
+    """The sprite's stable offset into every interval, in whole seconds, in [0, interval)."""
+    return (pk * _OFFSET_HASH) % int(interval.total_seconds())
+
+
+def heartbeat_slot(pk: int, at: datetime, interval: timedelta) -> datetime:
+    """Start of the sprite's own heartbeat window that `at` falls in (UTC, whole seconds)."""
+    step, now = int(interval.total_seconds()), int(at.timestamp())
+    offset = heartbeat_offset_seconds(pk, interval)
+    return datetime.fromtimestamp(now - (now - offset) % step, tz=dt_timezone.utc)
+
+
+class _Epoch(Func):
+    """Whole seconds since the epoch of a datetime column (NULL stays NULL)."""
+
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="FLOOR(EXTRACT(EPOCH FROM %(expressions)s))::bigint",
+                           **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)",
+                           **extra)
+
+
+def _slot_epoch(now: datetime, interval: timedelta):
+    """SQL for `heartbeat_slot(pk, now, interval)` as epoch seconds, per row."""
+    step, epoch = int(interval.total_seconds()), int(now.timestamp())
+    offset = Mod(F("pk") * Value(_OFFSET_HASH), Value(step))
+    return Value(epoch) - Mod(Value(epoch) - offset, Value(step))
+
+
 class SpriteQuerySet(models.QuerySet):
     def live(self):
         """Not destroyed: still a sprite at the provider (pool ones included)."""
@@ -54,13 +101,17 @@ class SpriteQuerySet(models.QuerySet):
         """What the heartbeat wakes: see `UserSprite.DUE_RULE`."""
         return self.filter(user__isnull=False, status__in=UserSprite.WAKEABLE)
 
-    def due(self, *, window: datetime, now: datetime, force: bool = False):
-        """Wakeable, nobody holds its lease, and no heartbeat in `window` (unless `force`),
-        the longest-waiting first."""
+    def due(self, *, now: datetime, force: bool = False, interval: timedelta | None = None, window=None):
+        """Wakeable, nobody holds its lease, and no heartbeat since its own slot started
+        (`heartbeat_slot`; unless `force`), the most overdue (longest-waiting) first.
+        `window` is accepted for old callers and ignored: each sprite has its own."""
         q = Q(heartbeat_lease_until__isnull=True) | Q(heartbeat_lease_until__lt=now)
+        rows = self.wakeable()
         if not force:
-            q &= Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=window)
-        return self.wakeable().filter(q).order_by(F("last_heartbeat").asc(nulls_first=True), "pk")
+            rows = rows.alias(hb_epoch=_Epoch("last_heartbeat"),
+                              hb_slot=_slot_epoch(now, interval or heartbeat_interval()))
+            q &= Q(last_heartbeat__isnull=True) | Q(hb_epoch__lt=F("hb_slot"))
+        return rows.filter(q).order_by(F("last_heartbeat").asc(nulls_first=True), "pk")
 
     def overdue(self, now: datetime | None = None):
         """Wakeable sprites two intervals late (one missed sweep is noise)."""
@@ -146,14 +197,19 @@ class SpriteQuerySet(models.QuerySet):
         )
 
     def record_heartbeat_failures(self, errors: dict[int, str], now: datetime, *,
-                                  retry_after: datetime | None) -> int:
+                                  retry_after: "datetime | dict[int, datetime] | None") -> int:
         """Turns that failed: the error goes on the row and, with no new last_heartbeat, the
-        sprite is due again once its lease ends at `retry_after` (the next window, so no sweep
-        of this window tries it again; None releases it at once)."""
+        sprite is due again once its lease ends at `retry_after` (its next window, so no sweep
+        of this window tries it again; one instant, or one per sprite; None releases it at once)."""
         if not errors:
             return 0
+        if isinstance(retry_after, dict):
+            lease = Case(*[When(pk=pk, then=Value(at)) for pk, at in retry_after.items()],
+                         default=Value(None), output_field=models.DateTimeField())
+        else:
+            lease = retry_after
         return self.filter(pk__in=list(errors)).update(
-            heartbeat_lease_until=retry_after,
+            heartbeat_lease_until=lease,
             last_error=Case(*[When(pk=pk, then=Value(f"{HEARTBEAT_ERROR_PREFIX}{error}"[:ERROR_CHARS]))
                               for pk, error in errors.items()], output_field=models.TextField()),
             last_error_at=now,
@@ -185,8 +241,9 @@ class UserSprite(models.Model):
         "A sprite is due when it belongs to a user, its status is online, sleeping or error (an "
         "error sprite is retried: the heartbeat is what notices it came back; stopped is the "
         "user's intent, provisioning is not set up yet, destroyed is gone, pool sprites have no "
-        "user), no other sweep holds its lease, and it has had no heartbeat in the current "
-        "HEARTBEAT_INTERVAL_MINUTES slot of the clock (UTC, aligned to the epoch)."
+        "user), no other sweep holds its lease, and it has had no heartbeat in its own current "
+        "window: every HEARTBEAT_INTERVAL_MINUTES, starting at a stable per-sprite offset into "
+        "the interval (a hash of its id), so the fleet's wakes are spread over the interval."
     )
 
     objects = SpriteQuerySet.as_manager()

@@ -17,7 +17,7 @@ from django.db import models
 from django.utils import timezone
 
 from sprites import billing, openclaw
-from sprites.client import SpritesError, get_client
+from sprites.client import OrgInfo, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.logcontext import sprite_context
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Target:
     pk: int
     name: str
     public_id: str = ""  # for the log lines of its turn
+    slot: datetime | None = None  # start of the sprite's own window this wake is for (None: forced)
 
 
 @dataclass
@@ -59,6 +60,16 @@ class WakeResult:
     llm_usd: Decimal | None = None
     # Did the command run in the sprite? Only then was it awake and is there compute to bill.
     reached: bool = False
+    slot: datetime | None = None  # the Target's slot: the billing key's window, lateness
+    # 429 concurrent_sprite_limit_exceeded: every running slot of the org was taken, nothing
+    # ran. Backpressure, not a failure: not billed, not recorded, retried within its window.
+    deferred: bool = False
+    retry_after: float | None = None
+
+    @property
+    def late_seconds(self) -> float | None:
+        """How long after its slot opened the wake started (None for a forced wake)."""
+        return None if self.slot is None else max((self.started_at - self.slot).total_seconds(), 0.0)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +85,16 @@ class WakeResult:
         )
 
 
+def read_org() -> OrgInfo | None:
+    """The org's running cap and live counts (the `org` block of a list page); None when the
+    API does not say or cannot be reached now (the caller then keeps its own estimate)."""
+    try:
+        return get_client().org()
+    except SpritesError as exc:
+        logger.warning("Could not read the Sprites org's caps: %s", exc)
+        return None
+
+
 def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     """Run the heartbeat command in one sprite. Never raises: every failure is a result."""
     with sprite_context(target.public_id):
@@ -83,9 +104,14 @@ def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float)
 def _run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     started_at, t0 = timezone.now(), time.monotonic()
     result = WakeResult(sprite_id=target.pk, name=target.name, started_at=started_at, wall_seconds=0.0,
-                        outcome=Outcome.FAILED)
+                        outcome=Outcome.FAILED, slot=target.slot)
     try:
         ran = get_client().exec(target.name, ["bash", "-c", command], timeout=exec_timeout)
+    except SpritesCapacityExceeded as exc:
+        result.wall_seconds = time.monotonic() - t0
+        result.deferred, result.retry_after = True, exc.retry_after
+        result.error = clean_text(str(exc), ERROR_CHARS)
+        return result
     except SpritesError as exc:
         result.wall_seconds = time.monotonic() - t0
         # A read timeout or a broken stream happened while the command ran: it was awake.

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sprites import modelaccess, openclaw
-from sprites.client import SpriteNotFound, SpritesError, get_client
+from sprites.client import SpriteNotFound, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.models import UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
@@ -24,14 +24,23 @@ def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
     the idle tail, cause `user_start` (or `staff` when staff start someone else's)."""
     require(sprite, UserSprite.IN_SERVICE, "start")
     started, t0 = timezone.now(), time.monotonic()
+    refused = False
     try:
         try:
             events = get_client().start_service(sprite.sprite_name, openclaw.GATEWAY_SERVICE,
                                                  duration=openclaw.SERVICE_STREAM_DURATION)
             check_stream(events, "Starting the gateway service")
+        except SpritesCapacityExceeded:
+            refused = True
+            raise
         finally:
-            bill_wake(sprite=sprite, cause=cause_for(sprite, actor, UsageRecord.Cause.USER_START), tag="start",
-                      started_at=started)
+            if not refused:
+                bill_wake(sprite=sprite, cause=cause_for(sprite, actor, UsageRecord.Cause.USER_START), tag="start",
+                          started_at=started)
+    except SpritesCapacityExceeded:
+        # Every running slot of the org is taken: nothing ran, nothing is billed, and it is
+        # no error of this sprite's. The API answers 429 with Retry-After (sprites/api/errors.py).
+        raise
     except SpritesError as exc:
         fail(sprite, action="start", actor=actor, exc=exc, started=t0)
         raise

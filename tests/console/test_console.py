@@ -528,3 +528,18 @@ def test_it_lists_heartbeat_runs_and_turns_by_sprite(admin_client, alice, bob):
     assert "host-one" in runs and "host-two" not in runs
     assert "Failed" in wakes and "&lt;i&gt;x&lt;/i&gt;" in wakes
     assert admin_client.get("/admin/heartbeat/heartbeatrun/add/").status_code == 403
+
+
+def test_the_summary_shows_the_heartbeat_capacity_and_warns_past_90_percent(admin_client, alice, settings):
+    from heartbeat.models import HeartbeatRun
+
+    settings.SPRITE_IDLE_SECONDS = 30
+    make_sprite("claw-alice", user=alice, status="online")
+    make_sprite("claw-bob", user=get_user_model().objects.create(username="bob2"), status="sleeping")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "Heartbeat capacity" in html and "cap unknown" in html
+    HeartbeatRun.objects.create(running_limit=1)  # what the last tick read from the org block
+    settings.HEARTBEAT_INTERVAL_MINUTES = 2  # 1 slot × 120 s ÷ (60 s assumed turn + 30 s) = 1 sprite
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'data-fleet="capacity">2 / 1<' in html
+    assert "larger than the running cap carries" in html

@@ -19,6 +19,7 @@ from heartbeat.models import HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.billing import record_usage
 from sprites.models import UsageRecord, UserSprite
+from sprites.models.sprite import heartbeat_slot
 from sprites.services import WakeResult, accrue_storage
 from sprites.services.storage import STORAGE_BACKFILL_HOURS
 from tests.conftest import assert_ledger_consistent, make_sprite
@@ -143,13 +144,19 @@ def test_it_bills_nothing_twice_and_loses_nothing_when_killed_half_way(mocked, m
     monkeypatch.setattr(record, "flush", real_flush)
     # Leases of wakes that ran but were never recorded expire (10 min), still in this window.
     time_machine_offset = timedelta(seconds=load_config().lease.total_seconds() + 1)
-    with time_machine.travel(timezone.now() + time_machine_offset, tick=True):
+    later = timezone.now() + time_machine_offset
+    # Each sprite has its own window: one recorded at 10:01 whose window opens again before
+    # `later` is due again (a new window, billed as its own wake); the rest are not.
+    recorded = dict(UserSprite.objects.filter(last_heartbeat__isnull=False).values_list("pk", "last_heartbeat"))
+    new_window = {pk for pk, at in recorded.items() if heartbeat_slot(pk, later, timedelta(minutes=15)) > at}
+    with time_machine.travel(later, tick=True):
         again = run_sweep(concurrency=1)
 
-    assert again.woke == 6 - first_batch
+    assert again.woke == 6 - first_batch + len(new_window)
     for sprite in sprites:
-        assert UsageRecord.objects.filter(sprite=sprite, kind="active").count() == 1
-        assert UsageRecord.objects.filter(sprite=sprite, kind="llm").count() == 1
+        windows = 2 if sprite.pk in new_window else 1
+        assert UsageRecord.objects.filter(sprite=sprite, kind="active").count() == windows
+        assert UsageRecord.objects.filter(sprite=sprite, kind="llm").count() == windows
     assert UserSprite.objects.filter(last_heartbeat__isnull=True).count() == 0
     assert_ledger_consistent()
 

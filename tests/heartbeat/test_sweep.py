@@ -13,7 +13,7 @@ from django.utils import timezone
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
-from sprites.models.sprite import window_start
+from sprites.models.sprite import heartbeat_slot
 from sprites.openclaw import turn_cost
 from tests.conftest import API, make_sprite
 
@@ -29,7 +29,7 @@ def test_it_wakes_due_sprites_and_skips_the_rest(mocked):
     never = make_sprite("never")
     old = make_sprite("old", status=UserSprite.Status.ONLINE, last_heartbeat=now - timedelta(minutes=20))
     errored = make_sprite("errored", status=UserSprite.Status.ERROR, last_heartbeat=now - timedelta(hours=2))
-    make_sprite("this-window", last_heartbeat=now - timedelta(minutes=4))  # 10:01, same window
+    make_sprite("this-window", last_heartbeat=now)  # already woken in its own window
     make_sprite("stopped", status=UserSprite.Status.STOPPED)
     make_sprite("destroyed", status=UserSprite.Status.DESTROYED)
     make_sprite("provisioning", status=UserSprite.Status.PROVISIONING)
@@ -88,7 +88,9 @@ def test_it_records_one_failure_and_goes_on(mocked):
     b_sprite = UserSprite.objects.get(sprite_name="b")
     assert b_sprite.last_heartbeat is None  # due again next window
     assert b_sprite.last_error.startswith("heartbeat: exit 1")
-    assert b_sprite.heartbeat_lease_until == window_start(timezone.now(), timedelta(minutes=15)) + timedelta(minutes=15)
+    # Leased until its own next window opens.
+    assert b_sprite.heartbeat_lease_until == heartbeat_slot(b_sprite.pk, timezone.now(), timedelta(minutes=15)) \
+        + timedelta(minutes=15)
     assert "b: failed: exit 1" in run.error_summary
 
 
@@ -242,6 +244,7 @@ def test_it_syncs_vm_states_before_waking_and_survives_a_failed_sync(mocked):
 
     mocked.replace(responses_lib.GET, f"{API}/sprites", json={"error": "down"}, status=500)
     UserSprite.objects.update(last_heartbeat=None)
+    HeartbeatRun.objects.update(housekeeping=False)  # as if a new window: the sync runs once per window
     run = run_sweep()
     assert "vm states failed" in run.notes
     assert run.woke == 2  # the sweep went on
@@ -320,3 +323,11 @@ def test_a_forced_run_wakes_each_given_sprite_once(mocked, monkeypatch):
     run = run_sweep(trigger="staff", sprite_ids=[s.pk for s in sprites], force=True, concurrency=1)
 
     assert sorted(calls) == ["s0", "s1", "s2"] and (run.woke, run.failed) == (2, 1)
+
+
+def test_the_sync_and_side_jobs_run_once_per_window_not_every_tick(mocked):
+    make_sprite("one")
+    answer_exec(mocked)
+    first, second = run_sweep(), run_sweep()
+    assert first.housekeeping and "vm states" in first.notes
+    assert not second.housekeeping and "vm states" not in second.notes

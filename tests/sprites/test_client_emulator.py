@@ -103,3 +103,23 @@ def test_it_reports_an_exec_that_outlives_its_timeout(api):
     with pytest.raises(SpritesUnavailable) as excinfo:
         api.exec("claw-slow", ["sleep", "5"], timeout=0.5)
     assert excinfo.value.code == "timeout"
+
+
+def test_it_reads_the_org_caps_and_tells_a_full_cap_from_a_rate_limit():
+    from sprites.client import SpritesCapacityExceeded
+
+    with start_emulator(running_limit=1, idle_seconds=5, exec_seconds=0.01) as emu:
+        api = SpritesClient(base_url=emu.url, token="t", backoff=0.01, max_retries=3, read_timeout=10)
+        api.create_sprite("aa")
+        api.create_sprite("bb")
+        assert api.org().running_limit == 1 and api.org().free == 1
+        api.exec("aa", ["true"])
+        org = api.org()
+        assert (org.running, org.free, org.cold) == (1, 0, 1)
+        list(api.list_sprites())
+        assert api.last_org.running == 1
+        with pytest.raises(SpritesCapacityExceeded) as refused:
+            api.exec("bb", ["true"])
+        assert refused.value.limit == 1 and refused.value.current_count == 1
+        assert 0 < refused.value.retry_after <= 5
+        assert refused.value.code == "concurrent_sprite_limit_exceeded"

@@ -3,6 +3,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 import uuid
 
 from django.conf import settings
@@ -10,8 +11,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from heartbeat.ping import ping
+from heartbeat.plan import capacity_plan
 from heartbeat.sweep import run_sweep
+from sprites import services
 from sprites.models import UserSprite
+
+TICK_SECONDS = 60  # --loop starts a tick every minute
+TICK_BUDGET = 50  # and gives each this long to start wakes
 
 
 def lock_path() -> str:
@@ -42,8 +48,50 @@ class Command(BaseCommand):
                             help="With --sprite: wake it even if it had a heartbeat this window.")
         parser.add_argument("--concurrency", type=int, metavar="N",
                             help="Sprites woken at once (default HEARTBEAT_CONCURRENCY).")
+        parser.add_argument("--budget", type=float, metavar="SECONDS",
+                            help="The tick's time budget: start no wake after it (the ones in flight "
+                                 "finish). For cron every minute: --budget 50. Default: until nothing is due.")
+        parser.add_argument("--loop", action="store_true",
+                            help=f"Run as a long-lived worker: a tick every {TICK_SECONDS}s, each with a "
+                                 f"{TICK_BUDGET}s budget (or --budget), until stopped.")
+        parser.add_argument("--plan", action="store_true",
+                            help="Print the capacity plan (the largest fleet the running cap carries at "
+                                 "the interval, from the measured occupancy of a wake) and exit.")
+        parser.add_argument("--cap", type=int, metavar="N", help="With --plan: what if the running cap were N.")
+        parser.add_argument("--interval", type=float, metavar="MINUTES",
+                            help="With --plan: what if the interval were this long.")
+        parser.add_argument("--turn", type=float, metavar="SECONDS",
+                            help="With --plan: what if a turn took this long.")
 
     def handle(self, *args, **options):
+        if options["plan"]:
+            plan = capacity_plan(cap=options["cap"], interval_minutes=options["interval"],
+                                 turn_seconds=options["turn"], read_org=services.read_org)
+            for line in plan.lines():
+                self.stdout.write(self.style.WARNING(line) if line.startswith("WARNING") else line)
+            return
+        if options["budget"] is not None and options["budget"] <= 0:
+            raise CommandError("--budget must be positive.")
+        if options["loop"]:
+            if options["sprite"] or options["dry_run"]:
+                raise CommandError("--loop runs the whole fleet's ticks; it takes no --sprite or --dry-run.")
+            self._loop(options)
+            return
+        self._once(options)
+
+    def _loop(self, options):
+        """A tick every TICK_SECONDS, on the minute, until stopped; a failed tick does not stop it."""
+        options = {**options, "budget": options["budget"] or TICK_BUDGET}
+        while True:
+            try:
+                self._once(options)
+            except SystemExit:
+                pass  # some sprite failed: reported already
+            except CommandError as exc:
+                self.stderr.write(str(exc))
+            time.sleep(TICK_SECONDS - time.time() % TICK_SECONDS)
+
+    def _once(self, options):
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
         if options["force"] and not options["sprite"]:
@@ -84,7 +132,7 @@ class Command(BaseCommand):
             try:
                 run = run_sweep(
                     trigger=trigger, dry_run=options["dry_run"], sprite_ids=sprite_ids,
-                    force=options["force"], concurrency=options["concurrency"],
+                    force=options["force"], concurrency=options["concurrency"], budget=options["budget"],
                     stdout=self.stdout, verbosity=options["verbosity"],
                 )
             except ImproperlyConfigured as exc:

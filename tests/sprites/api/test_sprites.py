@@ -403,3 +403,25 @@ def test_it_answers_a_csrf_failure_under_api_with_json(rf):
     assert response.status_code == 403
     assert json.loads(response.content)["code"] == "csrf_failed"
     assert b"<html" in csrf_failure(rf.post("/admin/login/"), reason="x").content.lower()
+
+
+def test_a_start_when_the_running_cap_is_full_is_a_429_with_retry_after_not_billed(sprite, as_alice, monkeypatch):
+    from sprites.client import SpritesCapacityExceeded, get_client
+    from sprites.models import UsageRecord
+
+    as_alice.post(f"/api/sprites/{sprite.public_id}/stop")
+    client = get_client()
+
+    def full(*args, **kwargs):
+        raise SpritesCapacityExceeded("every slot taken", retry_after=12.5, status_code=429,
+                                      code="concurrent_sprite_limit_exceeded", limit=10, current_count=10)
+
+    monkeypatch.setattr(client, "start_service", full)
+    billed = UsageRecord.objects.filter(sprite=sprite).count()
+    response = as_alice.post(url(sprite, "start"))
+    assert response.status_code == 429
+    assert response["Retry-After"] == "13"
+    assert response.json()["code"] == "running_cap_full" and response.json()["retry_after_seconds"] == 13
+    assert UsageRecord.objects.filter(sprite=sprite).count() == billed  # nothing ran, nothing billed
+    row = UserSprite.objects.get(pk=sprite.pk)
+    assert row.status == "stopped" and not row.last_error  # not an error of the sprite's
