@@ -1,8 +1,13 @@
 """Claiming due sprites: one statement per chunk, and a sweep acts only on the rows it won.
 
-An UPDATE of `heartbeat_lease_until` over a sub-select of due rows (`FOR UPDATE SKIP LOCKED`
+An UPDATE of `heartbeat_lease_until` over the due rows picked first (`FOR UPDATE SKIP LOCKED`
 on PostgreSQL; SQLite serializes writers), RETURNING the rows won: sweeps overlapping on one
 host or many never wake a sprite twice.
+
+The pick is a MATERIALIZED common table expression, not a sub-select in the WHERE clause: the
+planner may run an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` once per outer row, each run
+locking and returning different rows, so one claim of 1 could lease 6 (seen on PostgreSQL 15
+once the table's statistics made a nested loop cheapest). A materialized CTE runs exactly once.
 """
 
 from datetime import datetime, timedelta
@@ -41,11 +46,12 @@ def claim(*, limit: int, interval: timedelta, lease: timedelta, force: bool = Fa
     adapt = connection.ops.adapt_datetimefield_value
     # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
     sql = (
-        f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN ({inner_sql}) "
+        f"WITH picked (pk) AS MATERIALIZED ({inner_sql}) "
+        f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN (SELECT pk FROM picked) "
         f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}, {public_col}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(now + lease), *inner_params, adapt(now)])
+        cursor.execute(sql, [*inner_params, adapt(now + lease), adapt(now)])
         rows = cursor.fetchall()
     return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]),
                           slot=None if force else heartbeat_slot(row[0], now, interval)) for row in rows),

@@ -150,7 +150,7 @@ class Runner:
         targets = claims.claim(limit=limit, interval=self.config.interval, lease=self.config.lease,
                                force=self.force, sprite_ids=ids)
         self.tried.update(target.pk for target in targets)
-        self.more = len(targets) == limit
+        self.more = len(targets) >= limit
         self.run.due += len(targets)
         now = time.monotonic()
         for target in targets:
