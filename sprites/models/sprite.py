@@ -108,9 +108,12 @@ class SpriteQuerySet(models.QuerySet):
         q = Q(heartbeat_lease_until__isnull=True) | Q(heartbeat_lease_until__lt=now)
         rows = self.wakeable()
         if not force:
-            rows = rows.alias(hb_epoch=_Epoch("last_heartbeat"),
-                              hb_slot=_slot_epoch(now, interval or heartbeat_interval()))
-            q &= Q(last_heartbeat__isnull=True) | Q(hb_epoch__lt=F("hb_slot"))
+            interval = interval or heartbeat_interval()
+            rows = rows.alias(hb_epoch=_Epoch("last_heartbeat"), hb_slot=_slot_epoch(now, interval))
+            # And never twice within half an interval: a wake that ran late (the cap was full)
+            # is not followed by another a minute later when the sprite's next window opens.
+            gap = int(now.timestamp()) - int(interval.total_seconds()) // 2
+            q &= Q(last_heartbeat__isnull=True) | (Q(hb_epoch__lt=F("hb_slot")) & Q(hb_epoch__lt=gap))
         return rows.filter(q).order_by(F("last_heartbeat").asc(nulls_first=True), "pk")
 
     def overdue(self, now: datetime | None = None):
@@ -242,8 +245,9 @@ class UserSprite(models.Model):
         "error sprite is retried: the heartbeat is what notices it came back; stopped is the "
         "user's intent, provisioning is not set up yet, destroyed is gone, pool sprites have no "
         "user), no other sweep holds its lease, and it has had no heartbeat in its own current "
-        "window: every HEARTBEAT_INTERVAL_MINUTES, starting at a stable per-sprite offset into "
-        "the interval (a hash of its id), so the fleet's wakes are spread over the interval."
+        "window (every HEARTBEAT_INTERVAL_MINUTES, starting at a stable per-sprite offset into "
+        "the interval, a hash of its id, so the fleet's wakes are spread over the interval) "
+        "nor in the last half interval (a late wake is not followed by another at once)."
     )
 
     objects = SpriteQuerySet.as_manager()

@@ -111,11 +111,23 @@ def test_pacing_spreads_offsets_over_the_interval_and_sql_agrees_with_python(set
         slot = heartbeat_slot(sprite.pk, now, interval)
         assert slot <= now < slot + interval
         assert heartbeat_slot(sprite.pk, slot, interval) == slot  # stable
-        # Just before its slot: due; at the slot: done for this window.
-        UserSprite.objects.filter(pk=sprite.pk).update(last_heartbeat=slot - timedelta(seconds=1))
+        # Half an interval before its slot: due; at the slot: done for this window.
+        UserSprite.objects.filter(pk=sprite.pk).update(last_heartbeat=slot - interval / 2 - timedelta(seconds=1))
         assert UserSprite.objects.due(now=now, interval=interval).filter(pk=sprite.pk).exists()
         UserSprite.objects.filter(pk=sprite.pk).update(last_heartbeat=slot)
         assert not UserSprite.objects.due(now=now, interval=interval).filter(pk=sprite.pk).exists()
+
+
+def test_a_late_wake_is_not_followed_by_another_until_half_an_interval_has_passed():
+    interval = timedelta(minutes=15)
+    sprite = make_sprite("late")
+    slot = heartbeat_slot(sprite.pk, timezone.now() + interval, interval)  # a window about to open
+    # Woken a second before its window opened (the last one ran 14:59 late, the cap was full).
+    UserSprite.objects.filter(pk=sprite.pk).update(last_heartbeat=slot - timedelta(seconds=1))
+    due = lambda at: UserSprite.objects.due(now=at, interval=interval).filter(pk=sprite.pk).exists()  # noqa: E731
+    assert not due(slot + timedelta(minutes=1))  # its new window is open, but it just ran
+    assert not due(slot + interval / 2 - timedelta(seconds=2))
+    assert due(slot + interval / 2)  # woken once in this window too, only later in it
 
 
 def test_a_slot_is_aligned_to_the_epoch_plus_the_sprites_offset():
