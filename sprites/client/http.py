@@ -24,17 +24,13 @@ from requests.adapters import HTTPAdapter
 
 from .errors import (
     SpriteNotFound,
-    SpritesAuthFailed,
-    SpritesBadRequest,
-    SpritesCapacityExceeded,
     SpritesConflict,
     SpritesError,
-    SpritesRateLimited,
     SpritesUnavailable,
 )
 from .tally import endpoint_of, error_kind, tally
 from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
-from .wire import error_detail, raise_stream_error, read_exec, retry_after_seconds, seg, stream_events
+from .wire import error_for, raise_stream_error, read_exec, seg, stream_events
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +125,7 @@ class SpritesClient:
             return None, SpritesUnavailable(message, code="connection_error"), exc
         if response.status_code in ok:
             return response, None, None
-        error = self._error_for(response, method, path)
+        error = error_for(response, method, path)
         response.close()
         return None, error, None
 
@@ -139,46 +135,6 @@ class SpritesClient:
             return max(retry_after, 0.0)
         base = self.backoff * (2 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)  # jitter: overlapping sweeps don't stampede
-
-    @staticmethod
-    def _error_for(response: requests.Response, method: str, path: str) -> SpritesError:
-        status = response.status_code
-        code, detail = error_detail(response)
-        where = f"{method} {path}"
-        if status == 429 and code == SpritesCapacityExceeded.CODE:
-            retry_after = retry_after_seconds(response)
-            numbers = _json_numbers(response, "limit", "current_count")
-            return SpritesCapacityExceeded(
-                f"Every running slot of the Sprites org is taken ({where})"
-                + (f"; retry after {retry_after:g}s" if retry_after is not None else ""),
-                retry_after=retry_after, status_code=status, code=code, **numbers,
-            )
-        if status == 429:
-            retry_after = retry_after_seconds(response)
-            return SpritesRateLimited(
-                f"Sprites API rate limit hit on {where}"
-                + (f"; retry after {retry_after:g}s" if retry_after is not None else ""),
-                retry_after=retry_after,
-                status_code=status,
-                code=code or "rate_limited",
-            )
-        if status in (401, 403):
-            return SpritesAuthFailed(
-                f"Sprites API refused the token ({status}) on {where}: {detail or 'authentication failed'}",
-                status_code=status,
-                code=code,
-            )
-        if status == 404:
-            return SpriteNotFound(f"Not found: {where}", status_code=status, code=code)
-        if status == 409:
-            return SpritesConflict(f"Conflict on {where}: {detail}", status_code=status, code=code)
-        if status == 410:
-            return SpritesConflict(f"Already gone on {where}: {detail}", status_code=status, code=code)
-        if 400 <= status < 500:
-            return SpritesBadRequest(f"Bad request on {where}: {detail}", status_code=status, code=code)
-        return SpritesUnavailable(
-            f"Sprites API error {status} on {where}: {detail}", status_code=status, code=code
-        )
 
     def _json(self, response: requests.Response) -> Any:
         try:
@@ -391,19 +347,6 @@ class SpritesClient:
         self._request("POST", f"/sprites/{seg(name)}/policy/network", json_body={"rules": rules},
                       ok=(200, 204), retry=True)
 
-
-
-def _json_numbers(response: requests.Response, *keys: str) -> dict[str, int | None]:
-    """Whole numbers from a JSON error body (None where absent or not a number)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    found: dict[str, int | None] = {}
-    for key in keys:
-        value = body.get(key) if isinstance(body, dict) else None
-        found[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
-    return found
 
 
 _client: SpritesClient | None = None

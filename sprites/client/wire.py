@@ -1,4 +1,5 @@
-"""Reading what Sprites sends back: error bodies, Retry-After, exec frames and NDJSON streams."""
+"""Reading what Sprites sends back: error bodies and the error each means, Retry-After, exec
+frames and NDJSON streams."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from urllib.parse import quote
 
 import requests
 
-from .errors import SpritesUnavailable
+from .errors import (
+    SpriteNotFound,
+    SpritesAuthFailed,
+    SpritesBadRequest,
+    SpritesCapacityExceeded,
+    SpritesConflict,
+    SpritesError,
+    SpritesRateLimited,
+    SpritesUnavailable,
+)
 from .types import ExecResult, StreamEvent
 
 
@@ -116,3 +126,57 @@ def raise_stream_error(events: list[StreamEvent], what: str) -> None:
     for event in events:
         if event.type == "error":
             raise SpritesUnavailable(f"The {what} failed: {event.error or event.data}"[:300], code="stream_error")
+
+
+def error_for(response: requests.Response, method: str, path: str) -> SpritesError:
+    """The SpritesError a non-ok answer means (its code, detail and Retry-After read here)."""
+    status = response.status_code
+    code, detail = error_detail(response)
+    where = f"{method} {path}"
+    if status == 429 and code == SpritesCapacityExceeded.CODE:
+        retry_after = retry_after_seconds(response)
+        numbers = json_numbers(response, "limit", "current_count")
+        return SpritesCapacityExceeded(
+            f"Every running slot of the Sprites org is taken ({where})"
+            + (f"; retry after {retry_after:g}s" if retry_after is not None else ""),
+            retry_after=retry_after, status_code=status, code=code, **numbers,
+        )
+    if status == 429:
+        retry_after = retry_after_seconds(response)
+        return SpritesRateLimited(
+            f"Sprites API rate limit hit on {where}"
+            + (f"; retry after {retry_after:g}s" if retry_after is not None else ""),
+            retry_after=retry_after,
+            status_code=status,
+            code=code or "rate_limited",
+        )
+    if status in (401, 403):
+        return SpritesAuthFailed(
+            f"Sprites API refused the token ({status}) on {where}: {detail or 'authentication failed'}",
+            status_code=status,
+            code=code,
+        )
+    if status == 404:
+        return SpriteNotFound(f"Not found: {where}", status_code=status, code=code)
+    if status == 409:
+        return SpritesConflict(f"Conflict on {where}: {detail}", status_code=status, code=code)
+    if status == 410:
+        return SpritesConflict(f"Already gone on {where}: {detail}", status_code=status, code=code)
+    if 400 <= status < 500:
+        return SpritesBadRequest(f"Bad request on {where}: {detail}", status_code=status, code=code)
+    return SpritesUnavailable(
+        f"Sprites API error {status} on {where}: {detail}", status_code=status, code=code
+    )
+
+
+def json_numbers(response: requests.Response, *keys: str) -> dict[str, int | None]:
+    """Whole numbers from a JSON error body (None where absent or not a number)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found: dict[str, int | None] = {}
+    for key in keys:
+        value = body.get(key) if isinstance(body, dict) else None
+        found[key] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return found
