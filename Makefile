@@ -75,10 +75,12 @@ test-openclaw: install
 	  OPENCLAW_CONTRACT=1 DATABASE_URL=sqlite:///:memory: $(PY) -m pytest tests/openclaw_contract $(PYTEST_ARGS)
 
 # Benchmarks against a scratch database (bench_clawdirector) on the throwaway PostgreSQL, with
-# the emulator in-process. Bench-only secrets: DEBUG stays off, as in production.
+# the emulator in its own process (the heartbeat) or in-process (the others). Bench-only
+# secrets: DEBUG stays off, as in production.
 BENCH_ENV = SECRET_KEY=bench-only-secret-key-not-for-production-0123456789 \
 	SPRITES_API_TOKEN=bench-emulator CRON_SECRET=bench-only-cron-secret-0123456789abcdef \
 	ALLOWED_HOSTS=testserver,localhost SECURE_SSL_REDIRECT=0 DEVTOOLS=1
+BENCH_CAPPED = --running-limit 256 --latency-ms 50 --exec-seconds 0.2 --idle-seconds 6 --concurrency 64
 bench: install
 	@URL=$$(scripts/pg.sh start) || exit 1; \
 	  trap 'scripts/pg.sh stop' EXIT; \
@@ -86,6 +88,12 @@ bench: install
 	  export DATABASE_URL=$${URL%/*}/bench_clawdirector $(BENCH_ENV); \
 	  $(PY) manage.py migrate --noinput -v0 && \
 	  echo "==> Heartbeat sweep" && $(PY) manage.py bench_heartbeat $(BENCH_HEARTBEAT_ARGS) && \
+	  echo "==> Heartbeat under the running cap: 10,000 sprites, cap 256" && \
+	  $(PY) manage.py bench_heartbeat $(BENCH_CAPPED) --sprites 10000 && \
+	  echo "==> The same, three sweepers at once, 3,000 sprites" && \
+	  $(PY) manage.py bench_heartbeat $(BENCH_CAPPED) --sprites 3000 --sweepers 3 && \
+	  echo "==> A small plan: cap 4, 40 sprites" && \
+	  $(PY) manage.py bench_heartbeat --sprites 40 --running-limit 4 --latency-ms 50 --exec-seconds 0.2 --idle-seconds 2 && \
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
 	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)

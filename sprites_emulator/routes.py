@@ -251,9 +251,22 @@ class EmulatorHandler(WireHandler):
                     raise ApiError(400, {"error": "faults must be a JSON object"})
                 return self._send_json(200, state.set_faults(**body))
             raise _method_not_allowed()
+        if path == ["sprites"] and method == "POST":
+            return self._send_json(201, {"created": self._create_many(state)})
         if len(path) == 3 and path[0] == "sprites":
             return self._control_sprite(path[1], path[2])
         raise ApiError(404, {"error": "not found"})
+
+    def _create_many(self, state) -> int:
+        """POST /_emulator/sprites {"names": [...]}: create sprites directly (a benchmark's
+        fleet; no latency, no faults, not counted), as `EmulatorHandle.create_sprite` does."""
+        body = self._json_body()
+        names = body.get("names") if isinstance(body, dict) else None
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            raise ApiError(400, {"error": "names must be a list of sprite names"})
+        for name in names:
+            state.create_sprite({"name": name})
+        return len(names)
 
     def _control_sprite(self, name: str, what: str) -> None:
         state, method = self.server.state, self.command

@@ -12,7 +12,13 @@ methods, each a copy read under the emulator's lock, so tests never hold its int
 from __future__ import annotations
 
 import copy
+import json
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -177,3 +183,74 @@ def start_emulator(*, host: str = "127.0.0.1", port: int = 0, **options: Any) ->
                               name=f"sprites-emulator-{server.server_address[1]}", daemon=True)
     thread.start()
     return EmulatorHandle(server, thread)
+
+
+class EmulatorProcess:
+    """An emulator in its own process (`python -m sprites_emulator`), read over its control
+    endpoints: what a benchmark needs so the emulator does not share the measured process's
+    CPU and GIL. The readings match `EmulatorHandle`'s (meter, cap, create_sprite)."""
+
+    def __init__(self, process: subprocess.Popen, url: str):
+        self._process = process
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<EmulatorProcess {self.url}>"
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+
+    def create_sprites(self, names: list[str], batch: int = 2000) -> None:
+        for start in range(0, len(names), batch):
+            self._call("POST", "sprites", {"names": names[start:start + batch]})
+
+    def create_sprite(self, name: str) -> None:
+        self.create_sprites([name])
+
+    def meter(self) -> dict:
+        return self._call("GET", "meter")
+
+    def cap(self) -> dict:
+        return self.meter()["cap"]
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+def spawn_emulator(*, host: str = "127.0.0.1", ready_timeout: float = 15.0, **options: Any) -> EmulatorProcess:
+    """Start `python -m sprites_emulator` on a free loopback port with these options (the
+    command's flag names, as `start_emulator`) and wait until it answers."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "sprites_emulator", "--host", host, "--port", str(port)]
+    for name, value in options.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emulator = EmulatorProcess(process, f"http://{host}:{port}")
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        try:
+            emulator._call("GET", "state")
+            return emulator
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                emulator.stop()
+                raise RuntimeError(f"the emulator did not start (exit {process.poll()}): {' '.join(argv)}") from None
+            time.sleep(0.05)

@@ -63,3 +63,24 @@ print(json.dumps(sorted(sys.modules)))
     modules = json.loads(result.stdout)
     assert "sprites_emulator.routes" in modules  # the whole package was loaded
     assert [m for m in modules if m.split(".")[0] in PRODUCT] == []
+
+
+def test_spawn_emulator_runs_it_in_its_own_process_with_the_options_and_reads_its_meter():
+    from sprites_emulator.testing import spawn_emulator
+
+    with spawn_emulator(running_limit=3, idle_seconds=0.3, exec_seconds=0.05, token="t") as emu:
+        emu.create_sprites(["p-1", "p-2"])
+        request = urllib.request.Request(f"{emu.url}/v1/sprites", headers={"Authorization": "Bearer t"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            page = json.loads(response.read())
+        assert sorted(s["name"] for s in page["sprites"]) == ["p-1", "p-2"]
+        assert emu.cap()["running_limit"] == 3
+        assert set(emu.meter()["sprites"]) == {"p-1", "p-2"}
+        bad = urllib.request.Request(f"{emu.url}/_emulator/sprites", data=b'{"names": "p-3"}', method="POST")
+        try:
+            urllib.request.urlopen(bad, timeout=5)
+            raise AssertionError("a bad body was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400
+        process = emu._process
+    assert process.poll() is not None  # stopped on leaving the block
