@@ -292,7 +292,7 @@ OPENCLAW_TRUSTED_PROXIES = env.list("OPENCLAW_TRUSTED_PROXIES", default=["127.0.
 
 # --- Heartbeat and metering -----------------------------------------------------------------
 CRON_SECRET = env.str("CRON_SECRET", default="")
-HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="*/15 * * * *")
+HEARTBEAT_SCHEDULE = env.str("HEARTBEAT_SCHEDULE", default="* * * * *")  # a tick a minute
 HEARTBEAT_INTERVAL_MINUTES = env.int("HEARTBEAT_INTERVAL_MINUTES", default=15)
 HEARTBEAT_TIMEOUT_SECONDS = env.int("HEARTBEAT_TIMEOUT_SECONDS", default=180)
 HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)

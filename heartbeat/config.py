@@ -8,6 +8,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sprites import openclaw
 
+# A tick (cron every minute, the cron endpoint, `heartbeat --loop`) starts wakes for this long,
+# then lets the ones in flight finish: inside a minute, so ticks do not pile up.
+TICK_SECONDS = 60
+TICK_BUDGET = 50
+
 
 @dataclass(frozen=True)
 class Config:

@@ -3,8 +3,9 @@
 A plain Django view, not DRF: no session, no CSRF, no browsable API; the only credential is
 `Authorization: Bearer <CRON_SECRET>`, compared in constant time. The secret is never logged
 or echoed. Both methods do the same (schedulers differ: Vercel Cron sends GET, many webhook
-schedulers POST; a body is ignored). The sweep runs in the request, so the answer is its JSON
-summary (see docs/operations.md for the worker timeout a large fleet needs). Like the command,
+schedulers POST; a body is ignored). The sweep runs in the request as one tick: it starts wakes
+for at most `TICK_BUDGET` seconds (the ones in flight then finish), so a scheduler calling it
+every minute gets its JSON summary inside the minute and the next call picks up the rest. Like the command,
 it pings HEARTBEAT_PING_URL (or the fail URL) after the sweep.
 """
 
@@ -17,6 +18,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from heartbeat.config import TICK_BUDGET
 from heartbeat.ping import ping
 from heartbeat.sweep import run_sweep
 from sprites.api.errors import json_error
@@ -48,7 +50,7 @@ def cron_heartbeat(request):
         response["WWW-Authenticate"] = 'Bearer realm="cron"'
         return response
     try:
-        run = run_sweep(trigger="endpoint")
+        run = run_sweep(trigger="endpoint", budget=TICK_BUDGET)
     except ImproperlyConfigured as exc:
         ping(ok=False)
         return json_error("misconfigured", str(exc), 503)

@@ -82,5 +82,5 @@ def test_the_systemd_units_run_the_documented_commands():
     assert found["clawdirector-worker.service"]["Service"]["ExecStart"].endswith("manage.py worker")
     assert found["clawdirector-web.service"]["Service"]["ExecStart"].endswith("/.venv/bin/gunicorn")
     heartbeat = found["clawdirector-heartbeat.service"]["Service"]
-    assert heartbeat["Type"] == "oneshot" and heartbeat["ExecStart"].endswith("manage.py heartbeat")
-    assert found["clawdirector-heartbeat.timer"]["Timer"]["OnCalendar"] == "*:0/15"
+    assert heartbeat["Type"] == "oneshot" and heartbeat["ExecStart"].endswith("manage.py heartbeat --budget 50")
+    assert found["clawdirector-heartbeat.timer"]["Timer"]["OnCalendar"] == "*:*:00"

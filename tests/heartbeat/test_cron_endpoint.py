@@ -61,6 +61,22 @@ def test_it_runs_a_sweep_with_the_right_secret(client, mocked, url):
     assert HeartbeatRun.objects.get().trigger == "endpoint"
 
 
+def test_it_runs_one_tick_within_its_budget_and_leaves_the_rest_due(client, mocked, monkeypatch, settings):
+    from heartbeat import views
+    from sprites.models import UserSprite
+
+    settings.HEARTBEAT_CONCURRENCY = 1
+    for name in ("one", "two", "three"):
+        make_sprite(name)
+    answer_exec(mocked, delay=0.3)
+    monkeypatch.setattr(views, "TICK_BUDGET", 0.2)  # time for one wake to start, not three
+
+    body = client.post("/api/cron/heartbeat", HTTP_AUTHORIZATION=f"Bearer {SECRET}").json()
+
+    assert 1 <= body["woke"] < 3 and body["failed"] == 0
+    assert UserSprite.objects.filter(last_heartbeat__isnull=True).count() == 3 - body["woke"]
+
+
 def test_it_ignores_session_auth_and_csrf(client, staff, mocked):
     client.force_login(staff)
     assert client.get(URL).status_code == 401  # a staff session is not the cron secret

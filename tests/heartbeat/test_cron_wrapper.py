@@ -42,8 +42,8 @@ def exits(monkeypatch):
     (RuntimeError("the database went away"), 1),
 ])
 def test_it_exits_with_the_commands_status(exits, monkeypatch, raised, status, capsys):
-    def fake_call_command(name):
-        assert name == "heartbeat"
+    def fake_call_command(name, **options):
+        assert name == "heartbeat" and options == {"budget": 50}  # one tick, as every minute
         if raised is not None:
             raise raised
 

@@ -10,14 +10,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from heartbeat.config import TICK_BUDGET, TICK_SECONDS
 from heartbeat.ping import ping
 from heartbeat.plan import capacity_plan
 from heartbeat.sweep import run_sweep
 from sprites import services
 from sprites.models import UserSprite
-
-TICK_SECONDS = 60  # --loop starts a tick every minute
-TICK_BUDGET = 50  # and gives each this long to start wakes
 
 
 def lock_path() -> str:
