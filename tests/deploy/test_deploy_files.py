@@ -28,7 +28,7 @@ def test_docker_compose_config_validates(tmp_path):
     """`docker compose config` needs the .env the file names (an operator's first step): run it
     on a copy beside an empty one, so a developer's own .env is never read."""
     (tmp_path / "deploy").mkdir()
-    for name in ("compose.yaml", "Dockerfile", "heartbeat-loop.sh"):
+    for name in ("compose.yaml", "Dockerfile"):
         shutil.copy(DEPLOY / name, tmp_path / "deploy" / name)
     (tmp_path / ".env").write_text("")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "POSTGRES_PASSWORD": "validation-only"}
