@@ -37,6 +37,10 @@ class HeartbeatRun(models.Model):
         default=0, help_text="Wakes the provider refused because every running slot was taken "
                              "(429 concurrent_sprite_limit_exceeded): not billed, retried in the window.",
     )
+    over_budget = models.PositiveIntegerField(
+        default=0, help_text="Wakes whose turn the model proxy refused for the user's model budget: "
+                             "not failures, and not retried this window.",
+    )
     running_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="The provider's running cap as this run read it (empty: not reported).",
     )
@@ -78,6 +82,8 @@ class HeartbeatRun(models.Model):
         )
         if self.llm_usd:
             line += f" (model spend ${self.llm_usd:.4f})"
+        if self.over_budget:
+            line += f"; {self.over_budget} over their model budget"
         if self.deferred:
             line += f"; {self.deferred} wake(s) waited for a running slot"
         if self.dry_run:
@@ -97,6 +103,7 @@ class HeartbeatRun(models.Model):
             "skipped": self.skipped,
             "failed": self.failed,
             "deferred": self.deferred,
+            "over_budget": self.over_budget,
             "billed_usd": str(self.billed_usd),
             "llm_usd": str(self.llm_usd),
             "ok": self.failed == 0,
@@ -117,7 +124,7 @@ class HeartbeatWake(models.Model):
     sprite = models.ForeignKey("sprites.UserSprite", on_delete=models.CASCADE, related_name="heartbeat_wakes")
     started_at = models.DateTimeField()
     duration_seconds = models.DecimalField(max_digits=10, decimal_places=3, default=ZERO)
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
     exit_code = models.IntegerField(null=True, blank=True)
     output_tail = models.TextField(blank=True)
     error = models.TextField(blank=True)

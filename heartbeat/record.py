@@ -48,11 +48,11 @@ def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, cause: str, int
     usages = {r.sprite_id: r.usages(cause=cause, slot=_key_slot(r, interval)) for r in results}
     now = timezone.now()
     retry_after = {r.sprite_id: r.slot + interval for r in results
-                   if not r.ok and interval is not None and r.slot is not None}
+                   if not r.done and interval is not None and r.slot is not None}
     with transaction.atomic():
         written = {u.key for u in billing.record_usage([u for rows in usages.values() for u in rows])}
-        UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.ok}, now)
-        UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.ok}, now,
+        UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.done}, now)
+        UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.done}, now,
                                                      retry_after=retry_after or None)
         totals, wakes = Totals(), []
         for r in results:

@@ -34,7 +34,7 @@ from heartbeat.capacity import Gate, backoff_seconds
 from heartbeat.config import Config
 from heartbeat.models import HeartbeatRun
 from sprites.models import UsageRecord
-from sprites.services import Target, WakeResult, persist_api_calls, read_org, run_turn
+from sprites.services import Target, WakeResult, persist_api_calls, read_org, run_turn, settle_budget
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +162,15 @@ class Runner:
         if result.deferred:
             self._defer(result)
             return
+        settle_budget(result)
         self.buffer.append(result)
         if result.ok:
             self.run.woke += 1
             self.say(f"{result.name}: ok in {result.wall_seconds:.1f}s"
                      + (f", model ${result.llm_usd}" if result.llm_usd else ""))
+        elif result.done:  # over its model budget: woken, could not think; not a failure
+            self.run.over_budget += 1
+            self.say(f"{result.name}: over its model budget after {result.wall_seconds:.1f}s")
         else:
             self.run.failed += 1
             self.errors.append(f"{result.name}: {result.outcome}: {result.error}")

@@ -18,6 +18,7 @@ BEHAVIOR_FIELDS: dict[str, type] = {
     "heartbeat_exit_code": int,
     "heartbeat_seconds": float,
     "heartbeat_cost_usd": float,
+    "heartbeat_error": str,  # the failed turn's message (with heartbeat_exit_code)
     "hang": bool,
     "gateway_fails": bool,
 }
@@ -87,5 +88,7 @@ def _clean_behavior(changes: Any) -> dict:
             raise ApiError(400, {"error": f"{key} must be true or false"})
         if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ApiError(400, {"error": f"{key} must be a number"})
+        if kind is str and not isinstance(value, str):
+            raise ApiError(400, {"error": f"{key} must be a string"})
         clean[key] = kind(value)
     return clean

@@ -119,7 +119,7 @@ class Simulator:
         code = behavior.get("heartbeat_exit_code", 0)
         run_id = str(uuid.uuid4())
         if code:  # the real 2026.9.6 failure: JSON on stdout, the CLI's reason on stderr
-            message = "Agent turn failed (emulated)"
+            message = behavior.get("heartbeat_error") or "Agent turn failed (emulated)"
             self.out(json.dumps({"ok": False, "runId": run_id, "origin": "gateway",
                                  "error": {"type": "cli_error", "message": message}}, indent=2) + "\n")
             self.err(f"[openclaw] The CLI command failed.\n[openclaw] Reason: {message}\n")

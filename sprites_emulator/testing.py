@@ -60,7 +60,7 @@ class EmulatorHandle:
 
     def set_behavior(self, name: str, **behavior: Any) -> dict:
         """Per-sprite overrides (heartbeat_exit_code, heartbeat_seconds, heartbeat_cost_usd,
-        hang, gateway_fails); name "*" sets them for every sprite; a None value clears one."""
+        heartbeat_error, hang, gateway_fails); name "*" sets them for every sprite; a None value clears one."""
         return self._state.set_behavior(name, behavior)
 
     def add_pairing_request(self, name: str, **fields: Any) -> dict:

@@ -270,6 +270,12 @@ class Turn:
         text = self.error.lower()
         return not self.ok and ("billing error" in text or "auth/billing failure" in text)
 
+    @property
+    def maybe_over_budget(self) -> bool:
+        """How OpenClaw 2026.9.6 words a LiteLLM `budget_exceeded` refusal (and any other 400 of
+        the provider): only the proxy can tell which (`sprites.modelaccess.over_budget`)."""
+        return not self.ok and "provider rejected the request" in self.error.lower()
+
 
 def parse_turn(exit_code: int, stdout: str, stderr: str = "") -> Turn:
     """Exit 0 = completed; 124/137 = `timeout` stopped it; anything else failed, with the

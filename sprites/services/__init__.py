@@ -19,7 +19,7 @@ share).
 
 from .errors import CommandFailed, GatewayFailed, PairingRequestNotFound, SpriteActionError
 from .events import log_event
-from .heartbeat import Outcome, Target, WakeResult, read_org, run_turn
+from .heartbeat import Outcome, Target, WakeResult, read_org, run_turn, settle_budget
 from .lifecycle import (
     destroy_sprite,
     refresh_status,
@@ -38,6 +38,6 @@ __all__ = [
     "CommandFailed", "GatewayFailed", "Outcome", "PairingRequestNotFound", "SpriteActionError", "Target",
     "WakeResult", "accrue_storage", "approve_pairing_request", "create_dashboard_link", "destroy_sprite",
     "fill_pool", "list_pairing_requests", "log_event", "new_sprite_name", "provision_sprite", "refresh_status",
-    "persist_api_calls", "read_org", "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn",
+    "persist_api_calls", "read_org", "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn", "settle_budget",
     "sprites_api_problem", "start_sprite", "stop_sprite", "sync_vm_states",
 ]

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from sprites import billing, openclaw
+from sprites import billing, modelaccess, openclaw
 from sprites.client import OrgInfo, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.logcontext import sprite_context
 
@@ -31,6 +31,10 @@ class Outcome(models.TextChoices):
     OK = "ok", "Completed"
     FAILED = "failed", "Failed"
     TIMEOUT = "timeout", "Timed out"
+    # The model proxy refused the turn for money: the wake happened, the agent could not think.
+    # Not an error of the sprite's; its window is done (retrying cannot help until the budget
+    # resets or is raised) and the status API says so (`modelaccess.status_of`).
+    OVER_BUDGET = "over_budget", "Over its model budget"
 
 
 def clean_text(text: str, limit: int) -> str:
@@ -65,6 +69,8 @@ class WakeResult:
     # ran. Backpressure, not a failure: not billed, not recorded, retried within its window.
     deferred: bool = False
     retry_after: float | None = None
+    # Failed the way a LiteLLM budget refusal reads in OpenClaw: `settle_budget` asks the proxy.
+    budget_suspect: bool = False
 
     @property
     def late_seconds(self) -> float | None:
@@ -74,6 +80,11 @@ class WakeResult:
     @property
     def ok(self) -> bool:
         return self.outcome == Outcome.OK
+
+    @property
+    def done(self) -> bool:
+        """This window's heartbeat happened (completed, or refused for the model budget)."""
+        return self.outcome in (Outcome.OK, Outcome.OVER_BUDGET)
 
     def usages(self, *, cause: str, slot: datetime) -> list[billing.Usage]:
         """What this wake bills (see `billing.wake`), keyed by `slot`."""
@@ -140,6 +151,24 @@ def _run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float
         result.outcome = Outcome.OK
         return result
     result.outcome = Outcome.TIMEOUT if turn.timed_out else Outcome.FAILED
+    if turn.over_budget:
+        result.outcome = Outcome.OVER_BUDGET
+    result.budget_suspect = turn.maybe_over_budget and modelaccess.configured()
     reason = f"timed out after {timeout}s" if turn.timed_out else "failed"
     result.error = clean_text(f"exit {ran.exit_code} ({reason}): {turn.error}".rstrip(": "), ERROR_CHARS)
     return result
+
+
+def settle_budget(result: WakeResult) -> None:
+    """A failed turn that may be the model proxy refusing for budget: ask the proxy (on the
+    sweep's thread: it reads and writes the credential row) and, if so, record the wake as
+    `over_budget`. A proxy that cannot answer leaves it a failure, as OpenClaw reported it."""
+    if not result.budget_suspect or result.outcome != Outcome.FAILED:
+        return
+    try:
+        over = modelaccess.over_budget(result.sprite_id)
+    except modelaccess.ModelAccessUnavailable as exc:
+        logger.warning("Could not ask the model proxy about sprite %s's budget: %s", result.sprite_id, exc)
+        return
+    if over:
+        result.outcome = Outcome.OVER_BUDGET

@@ -388,6 +388,38 @@ def test_over_budget_asks_the_proxy_for_the_sprites_key(db, emulator, proxy, ali
     assert modelaccess.over_budget(row)
 
 
+# What OpenClaw 2026.9.6 prints for LiteLLM's 400 budget_exceeded (tests/openclaw_contract/
+# test_model_access.py meets it on the real package): it cannot tell it from a bad request.
+REJECTED = "LLM request failed: provider rejected the request schema or tool payload."
+
+
+@pytest.mark.parametrize("spent, outcome", [(5.0, "over_budget"), (1.0, "failed")])
+def test_a_turn_the_proxy_refused_for_budget_is_an_over_budget_wake_not_a_failure(
+        db, emulator, proxy, alice, spent, outcome):
+    from rest_framework.test import APIClient
+
+    from heartbeat.models import HeartbeatWake
+
+    row = provisioned(alice)
+    proxy.set_spend(modelaccess.active_credential(row).api_key, spent)  # MODEL_BUDGET_USD is 5
+    emulator.set_behavior(row.sprite_name, heartbeat_exit_code=1, heartbeat_error=REJECTED)
+
+    run = run_sweep()
+
+    wake = HeartbeatWake.objects.get(sprite=row)
+    row.refresh_from_db()
+    assert wake.outcome == outcome
+    if outcome == "over_budget":  # woken this window, nothing to retry, no error on the sprite
+        assert (run.woke, run.failed, run.over_budget) == (0, 0, 1) and "1 over their model budget" in run.summary()
+        assert row.last_heartbeat is not None and row.last_error == "" and row.heartbeat_lease_until is None
+    else:  # a real failure: the proxy says the key has money left
+        assert (run.failed, run.over_budget) == (1, 0) and row.last_error.startswith("heartbeat: ")
+    api = APIClient()
+    api.force_authenticate(alice)
+    status = api.get(f"/api/sprites/{row.public_id}/status/").json()
+    assert status["model_access"]["over_budget"] is (outcome == "over_budget")
+
+
 def test_no_virtual_key_is_ever_in_a_url_to_the_proxy(db, emulator, proxy, alice, staff, sent):
     from sprites.modelaccess.reconcile import reconcile
 
@@ -423,3 +455,13 @@ def test_the_status_says_whether_model_access_is_there_and_over_budget(db, emula
     proxy.set_spend(key, 0.0)  # a new budget window
     assert not modelaccess.over_budget(row)
     assert client.get(url).json()["model_access"]["over_budget"] is False
+
+
+def test_the_first_window_of_each_hour_queues_the_model_spend_reconciliation(db, emulator, proxy):
+    import time_machine
+
+    with time_machine.travel("2026-03-02 11:20:00+00:00", tick=False):
+        assert "model spend" not in run_sweep().notes  # a window's first tick, not the hour's
+    with time_machine.travel("2026-03-02 12:00:30+00:00", tick=False):
+        assert "model spend: reconciliation queued" in run_sweep().notes
+        assert "model spend" not in run_sweep().notes  # the window's second tick: no housekeeping
