@@ -26,6 +26,7 @@ from sprites import services
 from sprites.models import UserSprite
 from sprites.models.sprite import window_start
 from sprites.services.heartbeat import ERROR_CHARS, clean_text
+from sprites.services.tasks import reconcile_model_spend
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run_sweep(
                 _note(run, "vm states", lambda: f"{services.sync_vm_states()} synced")
             Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline).run_all()
             if housekeeping:
-                _side_jobs(run)
+                _side_jobs(run, hourly=run.started_at - window_start(run.started_at, timedelta(hours=1)) < config.interval)
         run.skipped = max(candidates - run.due, 0)
     except BaseException as exc:
         run.error_summary = (f"sweep aborted: {type(exc).__name__}\n" + run.error_summary)[:10000]
@@ -108,6 +109,11 @@ def _finish(run: HeartbeatRun) -> None:
     services.persist_api_calls()  # what the VM-state sync and the side jobs asked, for /metrics
 
 
+def _queue_model_spend() -> str:
+    reconcile_model_spend.enqueue()
+    return "reconciliation queued"
+
+
 def _note(run: HeartbeatRun, job: str, fn) -> None:
     """Run a side job that must never fail the sweep; its outcome goes into the run's notes."""
     try:
@@ -120,7 +126,7 @@ def _note(run: HeartbeatRun, job: str, fn) -> None:
         run.notes = "\n".join(filter(None, [run.notes, line]))
 
 
-def _side_jobs(run: HeartbeatRun) -> None:
+def _side_jobs(run: HeartbeatRun, *, hourly: bool) -> None:
     def storage():
         billed = services.accrue_storage()
         run.billed_usd += billed
@@ -137,3 +143,6 @@ def _side_jobs(run: HeartbeatRun) -> None:
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
     # Queues set-up tasks and returns: the worker runs them (never this request or command).
     _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")
+    if hourly and settings.MODEL_ACCESS == "litellm":
+        # The first window of each hour: the model proxy's spend per key, on a worker.
+        _note(run, "model spend", _queue_model_spend)

@@ -162,3 +162,14 @@ def run_sprite_action(action: str, sprite_pk: int, actor_pk: int | None = None, 
         except (SpritesError, SpriteActionError) as exc:
             raise ActionFailed(f"{sprite.sprite_name}: {exc}") from exc
     return f"{sprite.sprite_name}: done"
+
+
+@task()
+def reconcile_model_spend() -> str:
+    """Each LiteLLM key's spend (`/key/info`, one call per key) into the ledger as adjustment
+    rows (`sprites.modelaccess.reconcile`). Queued about hourly by the heartbeat's housekeeping,
+    so a fleet's worth of proxy calls runs on a worker, not inside a tick."""
+    from sprites.modelaccess.reconcile import reconcile
+
+    booked = reconcile()
+    return f"{len(booked)} adjustment row(s), {sum((u.cost_usd for u in booked), start=0)} USD"
