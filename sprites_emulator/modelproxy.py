@@ -48,158 +48,173 @@ class ModelProxyState:
         self.lock = threading.Lock()
 
 
-def _handler(state: ModelProxyState):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class ModelProxyHandler(http.server.BaseHTTPRequestHandler):
+    """One request to the double; its state is the server's (`ModelProxyServer.state`)."""
 
-        def log_message(self, *args):
-            pass
+    protocol_version = "HTTP/1.1"
 
-        def _json(self, status: int, body) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    @property
+    def state(self) -> ModelProxyState:
+        return self.server.state
 
-        def _error(self, status: int, message: str, type_: str) -> None:
-            self._json(status, {"error": {"message": message, "type": type_, "param": None, "code": str(status)}})
+    def log_message(self, *args):
+        pass
 
-        def _bearer(self) -> str:
-            auth = self.headers.get("Authorization", "")
-            return auth[7:] if auth.lower().startswith("bearer ") else ""
+    def _json(self, status: int, body) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-            except ValueError:
-                body = {}
-            return body if isinstance(body, dict) else {}
+    def _error(self, status: int, message: str, type_: str) -> None:
+        self._json(status, {"error": {"message": message, "type": type_, "param": None, "code": str(status)}})
 
-        def _record(self, method: str, body=None) -> None:
-            with state.lock:
-                state.log.append({"method": method, "path": self.path, "auth": self._bearer(),
-                                  "body": body, "headers": dict(self.headers)})
+    def _bearer(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        return auth[7:] if auth.lower().startswith("bearer ") else ""
 
-        def _master(self) -> bool:
-            if self._bearer() != state.master_key:
-                self._error(401, "Authentication Error, only the master key may manage keys", "auth_error")
-                return False
-            return True
+    def _body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+        except ValueError:
+            body = {}
+        return body if isinstance(body, dict) else {}
 
-        def do_GET(self):
-            self._record("GET")
-            parts = urlsplit(self.path)
-            if parts.path != "/key/info":
-                self._error(404, f"no route {parts.path}", "not_found")
-                return
-            if not self._master():
-                return
-            key = (parse_qs(parts.query).get("key") or [""])[0]
-            with state.lock:  # the key itself, or its hashed token (LiteLLM hashes an sk- key)
-                entry = state.keys.get(key) or next((e for e in state.keys.values() if e["token"] == key), None)
-                info = {k: v for k, v in entry.items() if k != "key"} if entry else None
-            if info is None:
-                self._error(404, "Key not found", "not_found")
-                return
-            self._json(200, {"key": key, "info": info})
+    def _record(self, method: str, body=None) -> None:
+        with self.state.lock:
+            self.state.log.append({"method": method, "path": self.path, "auth": self._bearer(),
+                              "body": body, "headers": dict(self.headers)})
 
-        def do_POST(self):
-            body = self._body()
-            self._record("POST", body)
-            path = urlsplit(self.path).path
-            if path in ("/v1/chat/completions", "/chat/completions"):
-                self._chat(body)
-                return
-            if path not in ("/key/generate", "/key/update", "/key/delete"):
-                self._error(404, f"no route {path}", "not_found")
-                return
-            if not self._master():
-                return
-            getattr(self, "_" + path.rsplit("/", 1)[1])(body)
+    def _master(self) -> bool:
+        if self._bearer() != self.state.master_key:
+            self._error(401, "Authentication Error, only the master key may manage keys", "auth_error")
+            return False
+        return True
 
-        def _generate(self, body: dict) -> None:
-            key = "sk-" + secrets.token_urlsafe(24)
-            entry = {"key": key, "token": hashlib.sha256(key.encode()).hexdigest(), "spend": 0.0,
-                     "expires": None, "prompt_tokens": 0, "completion_tokens": 0, "calls": 0,
-                     **{f: body.get(f) for f in KEY_FIELDS}}
-            with state.lock:
-                state.keys[key] = entry
+    def do_GET(self):
+        self._record("GET")
+        parts = urlsplit(self.path)
+        if parts.path != "/key/info":
+            self._error(404, f"no route {parts.path}", "not_found")
+            return
+        if not self._master():
+            return
+        key = (parse_qs(parts.query).get("key") or [""])[0]
+        with self.state.lock:  # the key itself, or its hashed token (LiteLLM hashes an sk- key)
+            entry = self.state.keys.get(key) or next((e for e in self.state.keys.values() if e["token"] == key), None)
+            info = {k: v for k, v in entry.items() if k != "key"} if entry else None
+        if info is None:
+            self._error(404, "Key not found", "not_found")
+            return
+        self._json(200, {"key": key, "info": info})
+
+    def do_POST(self):
+        body = self._body()
+        self._record("POST", body)
+        path = urlsplit(self.path).path
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            self._chat(body)
+            return
+        if path not in ("/key/generate", "/key/update", "/key/delete"):
+            self._error(404, f"no route {path}", "not_found")
+            return
+        if not self._master():
+            return
+        getattr(self, "_" + path.rsplit("/", 1)[1])(body)
+
+    def _generate(self, body: dict) -> None:
+        key = "sk-" + secrets.token_urlsafe(24)
+        entry = {"key": key, "token": hashlib.sha256(key.encode()).hexdigest(), "spend": 0.0,
+                 "expires": None, "prompt_tokens": 0, "completion_tokens": 0, "calls": 0,
+                 **{f: body.get(f) for f in KEY_FIELDS}}
+        with self.state.lock:
+            self.state.keys[key] = entry
+            answer = dict(entry)
+        self._json(200, answer)
+
+    def _update(self, body: dict) -> None:
+        key = body.get("key")
+        with self.state.lock:
+            entry = self.state.keys.get(key)
+            if entry is not None:
+                entry.update({f: body[f] for f in KEY_FIELDS if f in body})
                 answer = dict(entry)
+        if entry is None:
+            self._error(404, "Key not found", "not_found")
+        else:
             self._json(200, answer)
 
-        def _update(self, body: dict) -> None:
-            key = body.get("key")
-            with state.lock:
-                entry = state.keys.get(key)
-                if entry is not None:
-                    entry.update({f: body[f] for f in KEY_FIELDS if f in body})
-                    answer = dict(entry)
-            if entry is None:
-                self._error(404, "Key not found", "not_found")
-            else:
-                self._json(200, answer)
+    def _delete(self, body: dict) -> None:
+        keys = body.get("keys") if isinstance(body.get("keys"), list) else []
+        with self.state.lock:
+            deleted = [k for k in keys if self.state.keys.pop(k, None) is not None]
+        if not deleted:
+            self._error(404, "No keys found to delete", "not_found")
+        else:
+            self._json(200, {"deleted_keys": deleted})
 
-        def _delete(self, body: dict) -> None:
-            keys = body.get("keys") if isinstance(body.get("keys"), list) else []
-            with state.lock:
-                deleted = [k for k in keys if state.keys.pop(k, None) is not None]
-            if not deleted:
-                self._error(404, "No keys found to delete", "not_found")
-            else:
-                self._json(200, {"deleted_keys": deleted})
+    def _chat(self, body: dict) -> None:
+        key = self._bearer()
+        with self.state.lock:
+            entry = self.state.keys.get(key)
+            over = entry is not None and entry["max_budget"] is not None and entry["spend"] >= entry["max_budget"]
+            spend, budget = (entry["spend"], entry["max_budget"]) if entry else (0, 0)
+        if entry is None:
+            self._error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
+            return
+        if over:
+            self._error(400, f"Budget has been exceeded! Current cost: {spend}, Max budget: {budget}",
+                        "budget_exceeded")
+            return
+        usage = {"prompt_tokens": self.state.prompt_tokens, "completion_tokens": self.state.completion_tokens,
+                 "total_tokens": self.state.prompt_tokens + self.state.completion_tokens}
+        cost = (self.state.prompt_tokens * self.state.price_input + self.state.completion_tokens * self.state.price_output) / 10**6
+        with self.state.lock:
+            entry["calls"] += 1
+            entry["prompt_tokens"] += self.state.prompt_tokens
+            entry["completion_tokens"] += self.state.completion_tokens
+            entry["spend"] = float(Decimal(str(entry["spend"])) + cost)
+        self._answer(body, usage)
 
-        def _chat(self, body: dict) -> None:
-            key = self._bearer()
-            with state.lock:
-                entry = state.keys.get(key)
-                over = entry is not None and entry["max_budget"] is not None and entry["spend"] >= entry["max_budget"]
-                spend, budget = (entry["spend"], entry["max_budget"]) if entry else (0, 0)
-            if entry is None:
-                self._error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
-                return
-            if over:
-                self._error(400, f"Budget has been exceeded! Current cost: {spend}, Max budget: {budget}",
-                            "budget_exceeded")
-                return
-            usage = {"prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
-                     "total_tokens": state.prompt_tokens + state.completion_tokens}
-            cost = (state.prompt_tokens * state.price_input + state.completion_tokens * state.price_output) / 10**6
-            with state.lock:
-                entry["calls"] += 1
-                entry["prompt_tokens"] += state.prompt_tokens
-                entry["completion_tokens"] += state.completion_tokens
-                entry["spend"] = float(Decimal(str(entry["spend"])) + cost)
-            rid, created, name = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "")
-            if not body.get("stream"):
-                self._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": name,
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": state.reply},
-                                              "finish_reason": "stop"}], "usage": usage})
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
-            for chunk in (
-                {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-                {**base, "choices": [{"index": 0, "delta": {"content": state.reply}, "finish_reason": None}]},
-                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                {**base, "choices": [], "usage": usage},
-            ):
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-            self.close_connection = True
+    def _answer(self, body: dict, usage: dict) -> None:
+        """The completion: one JSON body, or SSE chunks whose last one carries `usage`."""
+        rid, created, name = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "")
+        if not body.get("stream"):
+            self._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": name,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": self.state.reply},
+                                          "finish_reason": "stop"}], "usage": usage})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
+        for chunk in (
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {"content": self.state.reply}, "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**base, "choices": [], "usage": usage},
+        ):
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
-    return Handler
+
+class ModelProxyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, state: ModelProxyState):
+        super().__init__(address, ModelProxyHandler)
+        self.state = state
 
 
 class ModelProxyHandle:
-    def __init__(self, server: http.server.ThreadingHTTPServer, state: ModelProxyState):
+    def __init__(self, server: ModelProxyServer, state: ModelProxyState):
         self._server, self._state = server, state
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -240,7 +255,6 @@ def start_model_proxy(*, master_key: str, reply: str = "HEARTBEAT_OK", prompt_to
     state = ModelProxyState(master_key=master_key, reply=reply, prompt_tokens=prompt_tokens,
                             completion_tokens=completion_tokens, price_input=Decimal(price_input),
                             price_output=Decimal(price_output))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
+    server = ModelProxyServer(("127.0.0.1", 0), state)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     return ModelProxyHandle(server, state)
