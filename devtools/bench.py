@@ -3,8 +3,11 @@ scratch database."""
 
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
+
+from sprites.models import UserSprite
 
 
 def require_scratch_database(*, yes_wipe: bool) -> str:
@@ -16,3 +19,17 @@ def require_scratch_database(*, yes_wipe: bool) -> str:
             "with 'bench' or 'test' (make bench does), or pass --yes-wipe."
         )
     return name
+
+
+def delete_bench_rows(before: set[int], tag: str) -> None:
+    """Delete exactly what a benchmark created: the sprites not in `before`, every row that
+    points at them (ledger, roll-ups, events, credentials, wakes…: whatever relations the models
+    have), then its `bench-{tag}-` users. Raw deletes: the ledger refuses ordinary ones, and these
+    rows exist only because the benchmark made them (scratch database only)."""
+    with transaction.atomic():
+        sprites = UserSprite.objects.exclude(pk__in=before)
+        for relation in UserSprite._meta.related_objects:
+            model = relation.related_model
+            model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
+        sprites._raw_delete(UserSprite.objects.db)
+        get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()

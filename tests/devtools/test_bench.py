@@ -39,6 +39,18 @@ def test_it_measures_a_small_sweep_and_deletes_what_it_made():
     assert not HeartbeatRun.objects.exists() and not get_user_model().objects.exists()
 
 
+def test_under_a_running_cap_it_wakes_each_sprite_once_and_never_past_the_cap():
+    out = StringIO()
+    call_command("bench_heartbeat", "--sprites", "8", "--running-limit", "2", "--latency-ms", "5",
+                 "--exec-seconds", "0.05", "--idle-seconds", "1", "--yes-wipe", stdout=out)
+
+    text = out.getvalue()
+    assert "woken exactly once         8 of 8  (never: 0, twice or more: 0)  ok" in text
+    assert "running cap                2   peak running 2  ok" in text
+    assert "measured occupancy ÷ cap 2" in text
+    assert not UserSprite.objects.exists() and not HeartbeatRun.objects.exists()
+
+
 def test_it_refuses_to_bench_the_console_on_a_database_that_is_not_scratch(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "NAME", "clawdirector")
 

@@ -11,7 +11,7 @@ from django.db.backends.signals import connection_created
 from django.db.models import Sum
 from django.test import override_settings
 
-from devtools.bench import require_scratch_database
+from devtools.bench import delete_bench_rows, require_scratch_database
 from heartbeat.models import HeartbeatRun
 from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
@@ -95,6 +95,7 @@ class Command(BaseCommand):
                                   warm_limit=max(options["running_limit"] or 10000, n))
         tag = uuid.uuid4().hex[:6]
         self._run_ids = []
+        before = set(UserSprite.objects.values_list("pk", flat=True))
         names = [f"bench-{tag}-{i:05d}" for i in range(n)]
         try:
             emulator.create_sprites(names)
@@ -119,7 +120,7 @@ class Command(BaseCommand):
             self._report(runs, names, emulator, counter.count, wall, options, concurrency, n)
         finally:
             emulator.stop()
-            self._clean(tag)
+            self._clean(before, tag)
 
     def _sweep(self, sweepers: int, concurrency: int) -> list:
         """`sweepers` sweeps at once (each on its own thread and database connection); one
@@ -190,17 +191,11 @@ class Command(BaseCommand):
         for line in lines:
             self.stdout.write(line)
 
-    def _clean(self, tag):
-        """Delete exactly what this run created: its run, its sprites and every row that
-        points at them (ledger, wakes, events, roll-ups…), then its users. Raw deletes: the
-        ledger refuses ordinary ones, and these rows exist only because the bench made them."""
-        sprites = UserSprite.objects.filter(sprite_name__startswith=f"bench-{tag}-")
-        HeartbeatRun.objects.filter(pk__in=self._run_ids).delete()  # and their wakes
-        for relation in UserSprite._meta.related_objects:
-            model = relation.related_model
-            model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
-        sprites._raw_delete(UserSprite.objects.db)
-        get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()
+    def _clean(self, before, tag):
+        """Delete exactly what this run created: its runs (and their wakes), its sprites with
+        every row pointing at them, its users."""
+        HeartbeatRun.objects.filter(pk__in=self._run_ids).delete()
+        delete_bench_rows(before, tag)
 
 
 def _ok(met: bool) -> str:

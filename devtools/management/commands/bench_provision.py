@@ -7,11 +7,10 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.test.utils import override_settings
 
-from devtools.bench import require_scratch_database
-from sprites.models import LifecycleEvent, SpriteDailyCost, UsageRecord, UserSprite
+from devtools.bench import delete_bench_rows, require_scratch_database
+from sprites.models import UserSprite
 
 TARGET_SECONDS = 1.5
 
@@ -61,7 +60,7 @@ class Command(BaseCommand):
                     if outcome != "ready":
                         raise CommandError(f"provision {i} came back {outcome!r}, not from the pool")
             finally:
-                self.clean(before, tag)
+                delete_bench_rows(before, tag)
 
         timings.sort()
         median = statistics.median(timings)
@@ -74,13 +73,3 @@ class Command(BaseCommand):
           f"(floor from latency alone: {statistics.mean(per_call) * latency_ms / 1000:.3f} s)")
         verdict = "OK" if median < TARGET_SECONDS else "MISSED"
         w(f"  target            < {TARGET_SECONDS} s median: {verdict} ({median / TARGET_SECONDS:.0%} of target)")
-
-    def clean(self, before, tag):
-        with transaction.atomic():
-            ids = list(UserSprite.objects.exclude(pk__in=before).values_list("pk", flat=True))
-            # Scratch database only: the append-only rule is the app's, not the benchmark's.
-            UsageRecord.objects.filter(sprite_id__in=ids).delete()
-            SpriteDailyCost.objects.filter(sprite_id__in=ids).delete()
-            LifecycleEvent.objects.filter(sprite_id__in=ids).delete()
-            UserSprite.objects.filter(pk__in=ids).delete()
-            get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()

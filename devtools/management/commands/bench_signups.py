@@ -12,11 +12,11 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import override_settings
 
-from devtools.bench import require_scratch_database
-from sprites.models import LifecycleEvent, SpriteDailyCost, UsageRecord, UserSprite
+from devtools.bench import delete_bench_rows, require_scratch_database
+from sprites.models import UserSprite
 
 TARGET_EFFICIENCY = 0.80
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "setup"]}}
@@ -54,9 +54,7 @@ class Command(BaseCommand):
         for noisy in ("django_tasks", "django_tasks_db", "sprites.services.provisioning"):
             logging.getLogger(noisy).setLevel(logging.WARNING)  # a line per task is noise here
         tag = uuid.uuid4().hex[:6]
-        User = get_user_model()
-        live_pool = UserSprite.objects.filter(user__isnull=True).exclude(status=UserSprite.Status.DESTROYED)
-        if live_pool.exists():
+        if UserSprite.objects.filter(user__isnull=True).exclude(status=UserSprite.Status.DESTROYED).exists():
             raise CommandError("The warm pool is not empty on this database: this benchmark starts from none.")
         before = set(UserSprite.objects.values_list("pk", flat=True))
         tasks_before = set(DBTaskResult.objects.values_list("pk", flat=True))
@@ -64,45 +62,23 @@ class Command(BaseCommand):
                 override_settings(SPRITES_API_URL=emulator.url, SPRITES_API_TOKEN="bench", TASKS=DB_TASKS,
                                   SPRITE_NAME_PREFIX=f"bench-{tag}-", SPRITE_POOL_SIZE=pool,
                                   SPRITE_SETUP_CONCURRENCY=parallel, TASK_REAP_SECONDS=2.0):
-            people = [User.objects.create_user(f"bench-{tag}-{i:04d}") for i in range(users)]
-            # The production worker, as its own processes (`manage.py worker --processes N`).
-            db = connection.settings_dict
-            env = {**os.environ, "TASKS_BACKEND": DB_TASKS["default"]["BACKEND"], "SPRITES_API_URL": emulator.url,
-                   "SPRITES_API_TOKEN": "bench", "SPRITE_SETUP_CONCURRENCY": str(parallel),
-                   "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
-            workers = subprocess.Popen(
-                [sys.executable, "-m", "django", "worker", "--processes", str(parallel), "--interval", "0.05",
-                 "--no-startup-delay", "--skip-checks", "-v", "0"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )
+            people = [get_user_model().objects.create_user(f"bench-{tag}-{i:04d}") for i in range(users)]
+            workers = start_workers(emulator.url, parallel)
             try:
                 answers, online_after = self.burst(people, services)
                 t0 = min(start for start, _ in answers.values())
                 services.fill_pool()  # what the next heartbeat sweep does: queued after the users
-                deadline = time.monotonic() + timeout
-                while True:
-                    now = time.monotonic()
-                    online = UserSprite.objects.filter(user__in=people, status=UserSprite.Status.ONLINE)
-                    for pk in online.exclude(user__in=list(online_after)).values_list("user_id", flat=True):
-                        online_after[pk] = now - t0
-                    ready = UserSprite.objects.filter(user__isnull=True, status=UserSprite.Status.READY).count()
-                    if len(online_after) == users and ready >= pool:
-                        wall = now - t0
-                        break
-                    if now > deadline:
-                        raise CommandError(f"timed out: {len(online_after)}/{users} online, pool {ready}/{pool}")
-                    time.sleep(0.1)
+                wall = wait_until_done(people, online_after, t0, pool=pool, timeout=timeout)
                 failed = UserSprite.objects.filter(user__in=people).exclude(status=UserSprite.Status.ONLINE).count()
             finally:
-                workers.send_signal(signal.SIGTERM)
-                try:
-                    workers.wait(60)
-                except subprocess.TimeoutExpired:
-                    workers.kill()
-                self.clean(before, tasks_before, tag)
+                stop(workers)
+                delete_bench_rows(before, tag)
+                DBTaskResult.objects.exclude(pk__in=tasks_before).delete()
+        self.report(answers, online_after, wall, failed, users=users, setup_seconds=setup_seconds,
+                    parallel=parallel, pool=pool)
 
+    def report(self, answers, online_after, wall, failed, *, users, setup_seconds, parallel, pool):
         bound = users * setup_seconds / parallel
-        setups = users + pool
         efficiency = bound / wall
         request_times = sorted(elapsed for _, elapsed in answers.values())
         waits = sorted(online_after.values())
@@ -111,7 +87,7 @@ class Command(BaseCommand):
         w(f"  provision requests   all answered 202 (median {statistics.median(request_times) * 1000:.0f} ms, "
           f"max {request_times[-1] * 1000:.0f} ms); failed set-ups {failed}")
         w(f"  sprite online after  median {statistics.median(waits):.1f} s   max {waits[-1]:.1f} s")
-        w(f"  all online + pool {pool}/{pool}  {wall:.1f} s   ({setups} set-ups)")
+        w(f"  all online + pool {pool}/{pool}  {wall:.1f} s   ({users + pool} set-ups)")
         w(f"  bound {users} × {setup_seconds:g} s ÷ {parallel}  {bound:.1f} s")
         verdict = "OK" if efficiency >= TARGET_EFFICIENCY else "MISSED"
         w(f"  efficiency           {efficiency:.1%} of the bound (target ≥ {TARGET_EFFICIENCY:.0%}): {verdict}")
@@ -142,15 +118,40 @@ class Command(BaseCommand):
             raise CommandError(f"only {len(answers)} of {len(people)} sign-ups were answered 202 (provisioning)")
         return answers, online_after
 
-    def clean(self, before, tasks_before, tag):
-        from django_tasks_db.models import DBTaskResult
 
-        with transaction.atomic():
-            ids = list(UserSprite.objects.exclude(pk__in=before).values_list("pk", flat=True))
-            # Scratch database only: the append-only rule is the app's, not the benchmark's.
-            UsageRecord.objects.filter(sprite_id__in=ids).delete()
-            SpriteDailyCost.objects.filter(sprite_id__in=ids).delete()
-            LifecycleEvent.objects.filter(sprite_id__in=ids).delete()
-            UserSprite.objects.filter(pk__in=ids).delete()
-            DBTaskResult.objects.exclude(pk__in=tasks_before).delete()
-            get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()
+def start_workers(emulator_url: str, parallel: int) -> subprocess.Popen:
+    """The production worker, as its own processes (`manage.py worker --processes N`)."""
+    db = connection.settings_dict
+    env = {**os.environ, "TASKS_BACKEND": DB_TASKS["default"]["BACKEND"], "SPRITES_API_URL": emulator_url,
+           "SPRITES_API_TOKEN": "bench", "SPRITE_SETUP_CONCURRENCY": str(parallel),
+           "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "worker", "--processes", str(parallel), "--interval", "0.05",
+         "--no-startup-delay", "--skip-checks", "-v", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def stop(workers: subprocess.Popen) -> None:
+    workers.send_signal(signal.SIGTERM)
+    try:
+        workers.wait(60)
+    except subprocess.TimeoutExpired:
+        workers.kill()
+
+
+def wait_until_done(people, online_after: dict, t0: float, *, pool: int, timeout: float) -> float:
+    """Poll until every user's sprite is online and the pool is back at `pool`; the seconds
+    since `t0`. Fills `online_after` (user pk → seconds until their sprite was online)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.monotonic()
+        online = UserSprite.objects.filter(user__in=people, status=UserSprite.Status.ONLINE)
+        for pk in online.exclude(user__in=list(online_after)).values_list("user_id", flat=True):
+            online_after[pk] = now - t0
+        ready = UserSprite.objects.filter(user__isnull=True, status=UserSprite.Status.READY).count()
+        if len(online_after) == len(people) and ready >= pool:
+            return now - t0
+        if now > deadline:
+            raise CommandError(f"timed out: {len(online_after)}/{len(people)} online, pool {ready}/{pool}")
+        time.sleep(0.1)
