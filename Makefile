@@ -93,7 +93,7 @@ bench: install
 	  echo "==> The same, three sweepers at once, 3,000 sprites" && \
 	  $(PY) manage.py bench_heartbeat $(BENCH_CAPPED) --sprites 3000 --sweepers 3 && \
 	  echo "==> A small plan: cap 4, 40 sprites" && \
-	  $(PY) manage.py bench_heartbeat --sprites 40 --running-limit 4 --latency-ms 50 --exec-seconds 0.2 --idle-seconds 2 && \
+	  $(PY) manage.py bench_heartbeat --sprites 40 --running-limit 4 --latency-ms 50 --exec-seconds 0.2 --idle-seconds 2 --target 0.7 && \
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
 	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)

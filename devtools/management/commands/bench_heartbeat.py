@@ -71,6 +71,8 @@ class Command(BaseCommand):
                             help="The emulator's running cap (default: none to speak of, 10000).")
         parser.add_argument("--sweepers", type=int, default=1,
                             help="Sweeps running at once against the same database (threads).")
+        parser.add_argument("--target", type=float, default=0.8,
+                            help="The efficiency to meet (issue 10: 0.8, and 0.7 for a cap of 4).")
         parser.add_argument("--yes-wipe", action="store_true",
                             help="Run on a database whose name does not start with bench/test.")
 
@@ -181,8 +183,8 @@ class Command(BaseCommand):
             "of the sweep's wall time)",
             f"wall time          {wall:9.2f} s",
             f"ideal time         {ideal:9.2f} s  {bound}",
-            f"efficiency         {efficiency:9.1%}   (ideal ÷ wall; capped: the cap kept busy) target ≥ 80%  "
-            f"{_ok(efficiency >= 0.8)}",
+            f"efficiency         {efficiency:9.1%}   (ideal ÷ wall; capped: the cap kept busy) "
+            f"target ≥ {options['target']:.0%}  {_ok(efficiency >= options['target'])}",
             f"SQL statements     {queries:9d}   {qps:.3f} per sprite, target ≤ 1  {_ok(qps <= 1)}",
             f"ledger active      {ledger:12.3f} s",
             f"emulator meter     {truth:12.3f} s  (running_seconds_final)",
