@@ -162,3 +162,12 @@ def test_a_missed_sweep_is_notified_once_per_gap_by_readyz(client, hook, setting
     note = Notification.objects.get(kind="sweep_missed")
     assert "last sweep started 50 min ago" in note.body
     health.forget()
+
+
+def test_the_system_checks_refuse_an_unsigned_webhook_and_a_bad_threshold(settings):
+    from clawdirector.checks import check_budgets_and_notifications
+
+    assert check_budgets_and_notifications() == []
+    settings.NOTIFY_WEBHOOK_SECRET = ""
+    settings.BUDGET_WARN_PERCENT = 100
+    assert [e.id for e in check_budgets_and_notifications()] == ["clawdirector.E008", "clawdirector.E009"]
