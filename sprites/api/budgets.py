@@ -43,7 +43,8 @@ class BudgetStateSerializer(serializers.Serializer):
 
 
 class LedgerQuerySerializer(serializers.Serializer):
-    month = serializers.RegexField(exports.MONTH.pattern, required=False, help_text="YYYY-MM; default this month.")
+    month = serializers.RegexField(rf"^{exports.MONTH.pattern}$", required=False, max_length=7,
+                                   help_text="YYYY-MM; default this month.")
 
 
 def _error(code: int, text: str) -> OpenApiResponse:

@@ -324,6 +324,12 @@ class UserSprite(models.Model):
         self.last_error = f"{action}: {message}"[:ERROR_CHARS]
         self.last_error_at = timezone.now()
 
+    def clear_error(self, *actions: str) -> None:
+        """Clear `last_error` if one of `actions` wrote it (a later success of the same action)."""
+        if any(self.last_error.startswith(f"{action}: ") for action in actions):
+            self.last_error, self.last_error_at = "", None
+            self._save("last_error", "last_error_at")
+
     def _save(self, *fields: str) -> None:
         # Never a full save: the ledger totals on the row are kept by the ledger's UPDATEs.
         self.save(update_fields=[*dict.fromkeys(fields), "updated_at"])

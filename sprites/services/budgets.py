@@ -140,6 +140,8 @@ def _act_on(sprite: UserSprite, mine: Budget, fleet: Budget, actor, acted: Acted
                   detail=f"{why} is spent ({_usd(mine.spent_usd)} of {_usd(mine.budget_usd)} this month)")
         run_sprite_action.enqueue(action="budget_stop", sprite_pk=sprite.pk)
         acted.suspended += 1
+    elif spent and sprite.status == Status.OVER_BUDGET and sprite.last_error.startswith("budget_stop: "):
+        run_sprite_action.enqueue(action="budget_stop", sprite_pk=sprite.pk)  # its stop failed: again
     elif not spent and sprite.status == Status.OVER_BUDGET:
         run_sprite_action.enqueue(action="budget_restore", sprite_pk=sprite.pk,
                                   actor_pk=actor.pk if actor is not None else None)

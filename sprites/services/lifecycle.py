@@ -69,7 +69,7 @@ def stop_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
 def suspend_for_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
     """An `over_budget` sprite's gateway is stopped, so it sleeps and nobody's session keeps it
     awake (sprites/services/budgets.py moved it there). A no-op once it is restored."""
-    sprite.refresh_from_db(fields=["status"])
+    sprite.refresh_from_db(fields=["status", "last_error", "last_error_at"])
     if sprite.status != UserSprite.Status.OVER_BUDGET:
         return sprite
     t0 = time.monotonic()
@@ -78,6 +78,7 @@ def suspend_for_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
     except SpritesError as exc:
         fail(sprite, action="budget_stop", actor=actor, exc=exc, started=t0)
         raise
+    sprite.clear_error("budget_stop")  # the next sweep retries a failed stop until this
     log_event(sprite=sprite, action="budget_stop", actor=actor, duration_ms=ms_since(t0),
               detail="monthly budget spent: gateway stopped")
     return sprite
@@ -92,7 +93,8 @@ def restore_after_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
         return sprite
     _start_gateway(sprite, actor=actor, action="budget_restore", cause=UsageRecord.Cause.STAFF)
     UserSprite.objects.restore_from_budget(sprite.pk)
-    sprite.refresh_from_db(fields=["status", "vm_state", "vm_state_checked_at"])
+    sprite.refresh_from_db(fields=["status", "vm_state", "vm_state_checked_at", "last_error", "last_error_at"])
+    sprite.clear_error("budget_stop", "budget_restore")
     return sprite
 
 

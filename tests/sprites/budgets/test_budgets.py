@@ -128,7 +128,7 @@ def test_the_fleet_cap_suspends_every_users_sprite(online, settings):
     assert Notification.objects.filter(kind="fleet_over").count() == 1
 
 
-def test_a_failed_stop_or_restart_leaves_its_error_and_the_restart_is_retried(online, emulator, settings):
+def test_a_failed_stop_or_restart_leaves_its_error_and_the_next_sweep_retries_it(online, emulator, settings):
     online.monthly_budget_usd = Decimal("0.5")
     online.save(update_fields=["monthly_budget_usd"])
     spend_up_to(online, "0.60", 1)
@@ -137,7 +137,15 @@ def test_a_failed_stop_or_restart_leaves_its_error_and_the_restart_is_retried(on
     online.refresh_from_db()
     assert online.status == "over_budget"  # the heartbeat skips it even though the stop failed
     assert online.last_error.startswith("budget_stop: ")
+    budgets.enforce()  # still failing: still the error
+    emulator.set_faults(fault_rate=0.0)
+    budgets.enforce()  # the next sweep's check stops it, and the error goes
+    online.refresh_from_db()
+    assert online.status == "over_budget" and online.last_error == ""
+    assert emulator.service(online.sprite_name, GATEWAY).status == "stopped"
+    assert events(online, "budget_stop").filter(outcome="ok").count() == 1
 
+    emulator.set_faults(fault_rate=1.0)
     online.monthly_budget_usd = Decimal("5")  # room again, but the restart fails: still over_budget
     online.save(update_fields=["monthly_budget_usd"])
     assert budgets.enforce().restored == 1
@@ -146,7 +154,7 @@ def test_a_failed_stop_or_restart_leaves_its_error_and_the_restart_is_retried(on
     emulator.set_faults(fault_rate=0.0)
     budgets.enforce()  # the next sweep's check tries again
     online.refresh_from_db()
-    assert online.status == "online"
+    assert online.status == "online" and online.last_error == ""
 
 
 def test_the_figures(alice, settings):
