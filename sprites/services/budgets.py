@@ -33,7 +33,7 @@ from sprites.billing.budget import (
     monthly_budget_for,
     spent_by_user,
 )
-from sprites.models import ZERO, LifecycleEvent, UserSprite
+from sprites.models import ZERO, LifecycleEvent, Notification, UserSprite
 
 from .errors import SpriteActionError
 from .events import log_event
@@ -123,21 +123,29 @@ def _act(rows, *, fleet: Budget | None = None, actor=None) -> Acted:
     for i in range(0, len(ids), CHUNK):
         chunk = list(UserSprite.objects.filter(pk__in=ids[i:i + CHUNK]).select_related("user").defer("gateway_token"))
         spent = spent_by_user({s.user_id for s in chunk})
+        states = {s.pk: Budget(monthly_budget_for(s), spent.get(s.user_id, ZERO)) for s in chunk}
+        # The notices already sent, in one query: a user over budget for weeks costs no failed INSERT per sweep.
+        keys = [_notice_key(s, states[s.pk]) for s in chunk if states[s.pk].state != State.OK]
+        sent = set(Notification.objects.filter(key__in=keys).values_list("key", flat=True))
         for sprite in chunk:
-            _act_on(sprite, Budget(monthly_budget_for(sprite), spent.get(sprite.user_id, ZERO)), fleet, actor, acted)
+            _act_on(sprite, states[sprite.pk], fleet, actor, acted, sent=sent)
     return acted
 
 
-def _act_on(sprite: UserSprite, mine: Budget, fleet: Budget, actor, acted: Acted) -> None:
+def _notice_key(sprite: UserSprite, mine: Budget) -> str:
+    kind = "warn" if mine.state == State.WARNED else "over"
+    return f"budget-{kind}:{sprite.user_id}:{month_label()}:{mine.budget_usd}"
+
+
+def _act_on(sprite: UserSprite, mine: Budget, fleet: Budget, actor, acted: Acted, *, sent: set[str]) -> None:
     spent = mine.state == State.OVER or fleet.state == State.OVER
-    if mine.state == State.WARNED and _notice(sprite, mine, warning=True):
-        acted.warned += 1
-    elif mine.state == State.OVER:
-        _notice(sprite, mine, warning=False)
+    if mine.state != State.OK and _notice_key(sprite, mine) not in sent and _notice(sprite, mine):
+        acted.warned += mine.state == State.WARNED
     if spent and sprite.status in UserSprite.SUSPENDABLE and UserSprite.objects.suspend_over_budget(sprite.pk):
+        figures = mine if mine.state == State.OVER else fleet
         why = "the user's monthly budget" if mine.state == State.OVER else "the fleet's monthly cap"
         log_event(sprite=sprite, action="over_budget", actor_kind=LifecycleEvent.ActorKind.SYSTEM,
-                  detail=f"{why} is spent ({_usd(mine.spent_usd)} of {_usd(mine.budget_usd)} this month)")
+                  detail=f"{why} is spent ({_usd(figures.spent_usd)} of {_usd(figures.budget_usd)} this month)")
         run_sprite_action.enqueue(action="budget_stop", sprite_pk=sprite.pk)
         acted.suspended += 1
     elif spent and sprite.status == Status.OVER_BUDGET and sprite.last_error.startswith("budget_stop: "):
@@ -148,16 +156,16 @@ def _act_on(sprite: UserSprite, mine: Budget, fleet: Budget, actor, acted: Acted
         acted.restored += 1
 
 
-def _notice(sprite: UserSprite, mine: Budget, *, warning: bool) -> bool:
+def _notice(sprite: UserSprite, mine: Budget) -> bool:
     """Tell the user and staff, once per user, month and budget; True if this was the first time."""
-    month, user = month_label(), sprite.user
+    month, user, warning = month_label(), sprite.user, mine.state == State.WARNED
     kind = notify.Kind.BUDGET_WARNING if warning else notify.Kind.BUDGET_OVER
     what = f"{mine.percent}% of the monthly budget" if warning else "the monthly budget is spent"
     body = (f"{user.get_username()}: {_usd(mine.spent_usd)} of {_usd(mine.budget_usd)} spent in {month} "
             f"({mine.percent}%).\n" + ("" if warning else
                                        "The sprite is paused until next month or until staff raise the budget."))
     note = notify.notify(
-        kind=kind, key=f"budget-{'warn' if warning else 'over'}:{user.pk}:{month}:{mine.budget_usd}",
+        kind=kind, key=_notice_key(sprite, mine),
         subject=f"{user.get_username()}: {what}", body=body, sprite=sprite, user_email=user.email,
         data={"user": user.get_username(), "sprite": sprite.sprite_name, "month": month, **mine.as_dict()},
     )

@@ -190,3 +190,24 @@ def test_only_staff_set_a_budget_and_bad_amounts_are_clear_errors(online, alice,
     with pytest.raises(SpriteActionError) as refused:
         budgets.set_budget(sprite=online, amount="1e400", actor=staff)
     assert refused.value.code == "invalid_budget"
+
+
+def test_the_sweeps_check_costs_the_same_few_queries_for_5_or_50_paused_users(settings, django_assert_num_queries,
+                                                                                task_queue):
+    settings.SPRITE_MONTHLY_BUDGET_USD = Decimal("1")  # the stop tasks wait in the queue: no Sprites here
+
+    def pause(n: int, first: int) -> None:
+        for i in range(first, first + n):
+            sprite = make_sprite(f"claw-{i}", status=UserSprite.Status.SLEEPING)
+            billing.record_usage([usage(sprite, started_at=timezone.now(), cost="2")])
+        budgets.enforce()  # paused, told once (their notices are written now)
+
+    pause(5, 0)
+    with django_assert_num_queries(4):  # ids, the rows, their spend, the notices sent (no fleet cap: none)
+        assert str(budgets.enforce()) == ""
+    pause(45, 5)
+    with django_assert_num_queries(4):
+        assert str(budgets.enforce()) == ""
+    assert UserSprite.objects.filter(status="over_budget").count() == 50
+    assert Notification.objects.filter(kind="budget_over").count() == 50
+    assert task_queue.rows().filter(task_path__endswith="run_sprite_action").count() == 50  # one stop each
