@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sprites.models import Notification, UserSprite
+from sprites.notify.delivery import deliver
 
 logger = logging.getLogger(__name__)
 Kind = Notification.Kind
@@ -32,8 +33,6 @@ def notify(*, kind: str, key: str, subject: str, body: str = "", data: dict | No
             )
     except IntegrityError:
         return None
-    from sprites.notify.delivery import deliver  # the task module imports the channels
-
     deliver.enqueue(notification_pk=note.pk)
     logger.info("Notification %s (%s) queued", note.pk, kind)
     return note
