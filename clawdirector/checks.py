@@ -153,3 +153,18 @@ def check_model_access(app_configs=None, **kwargs):
         return [Error("MODEL_ACCESS=litellm needs MODEL_PROXY_URL and MODEL_PROXY_MASTER_KEY.",
                       hint="Set both (the master key stays in ClawDirector's settings).", id="clawdirector.E007")]
     return []
+
+
+@register()
+def check_budgets_and_notifications(app_configs=None, **kwargs):
+    """A webhook nobody can verify is a door for forged alerts; a warning threshold outside
+    1-99 % would warn never or at once."""
+    errors = []
+    if settings.NOTIFY_WEBHOOK_URL and not settings.NOTIFY_WEBHOOK_SECRET:
+        errors.append(Error("NOTIFY_WEBHOOK_URL is set without NOTIFY_WEBHOOK_SECRET.",
+                            hint="Set NOTIFY_WEBHOOK_SECRET to a long random string; the receiver verifies "
+                                 "X-ClawDirector-Signature with it.", id="clawdirector.E008"))
+    if not 1 <= settings.BUDGET_WARN_PERCENT <= 99:
+        errors.append(Error(f"BUDGET_WARN_PERCENT is {settings.BUDGET_WARN_PERCENT}; it must be from 1 to 99.",
+                            id="clawdirector.E009"))
+    return errors

@@ -305,7 +305,11 @@ SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)
 SPRITE_ACTIVE_USD_PER_HOUR = env_decimal("SPRITE_ACTIVE_USD_PER_HOUR", "0.18")
 SPRITE_STORAGE_USD_PER_GB_HOUR = env_decimal("SPRITE_STORAGE_USD_PER_GB_HOUR", "0.0003")
 SPRITE_STORAGE_GB = env_decimal("SPRITE_STORAGE_GB", "10")
+# Budgets that act (docs/cost-model.md "Budgets"): each user's monthly budget (a sprite's own,
+# set by staff, else this default; unset = none), the warning threshold, the fleet's monthly cap.
 SPRITE_MONTHLY_BUDGET_USD = env_decimal("SPRITE_MONTHLY_BUDGET_USD", None)
+BUDGET_WARN_PERCENT = env.int("BUDGET_WARN_PERCENT", default=80)
+FLEET_MONTHLY_CAP_USD = env_decimal("FLEET_MONTHLY_CAP_USD", None)
 COST_LOCAL_CURRENCY = env.str("COST_LOCAL_CURRENCY", default="")
 COST_LOCAL_PER_USD = env_decimal("COST_LOCAL_PER_USD", None)
 
@@ -321,6 +325,20 @@ HEARTBEAT_PING_FAIL_URL = env.str("HEARTBEAT_PING_FAIL_URL", default="")
 CRONJOBS = [(HEARTBEAT_SCHEDULE, "heartbeat.cron.run", [], {},
              env.str("HEARTBEAT_CRON_SUFFIX", default="2>&1 | logger -t clawdirector-heartbeat"))]
 CRONTAB_COMMAND_PREFIX = env.str("CRONTAB_COMMAND_PREFIX", default="")
+
+# --- Notifications (docs/operations.md "Notifications"): email to ADMINS through Django's mail
+# and/or a webhook POST signed with HMAC-SHA256, sent by the task worker with retries.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clawdirector@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[ClawDirector] ")
+NOTIFY_WEBHOOK_URL = env.str("NOTIFY_WEBHOOK_URL", default="")
+NOTIFY_WEBHOOK_SECRET = env.str("NOTIFY_WEBHOOK_SECRET", default="")
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+NOTIFY_ATTEMPTS = env.int("NOTIFY_ATTEMPTS", default=5)
+NOTIFY_RETRY_SECONDS = env.float("NOTIFY_RETRY_SECONDS", default=30.0)
 
 # --- Operations: /metrics --------------------------------------------------------------------
 # Who may scrape /metrics: a bearer secret (Prometheus `authorization: credentials:`), and/or

@@ -18,7 +18,7 @@ from heartbeat.models import HeartbeatRun, HeartbeatWake
 from sprites import billing
 from sprites.models import Counter, UsageRecord, UserSprite
 from sprites.models.counters import Increments, observe
-from sprites.services import WakeResult
+from sprites.services import WakeResult, budgets
 
 # Histogram buckets (seconds). A turn is bounded by HEARTBEAT_TIMEOUT_SECONDS plus the exec's
 # margin; a wake is late by at most one interval (15 min) before it belongs to the next.
@@ -41,7 +41,9 @@ def flush(results: list[WakeResult], *, run: HeartbeatRun, cause: str, interval:
     window opens (slot + `interval`; released at once when forced)."""
     if not results:
         return Totals()
-    return billing.retry_deadlocks(_flush_once, results, run=run, cause=cause, interval=interval)
+    totals = billing.retry_deadlocks(_flush_once, results, run=run, cause=cause, interval=interval)
+    budgets.after_batch(r.sprite_id for r in results)  # who just crossed 80 % or 100 % of their budget
+    return totals
 
 
 def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, cause: str, interval: timedelta | None) -> Totals:

@@ -22,9 +22,10 @@ from heartbeat import claims
 from heartbeat.config import load_config
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.runner import Runner
-from sprites import services
+from sprites import notify, services
 from sprites.models import UserSprite
 from sprites.models.sprite import window_start
+from sprites.services import budgets
 from sprites.services.heartbeat import ERROR_CHARS, clean_text
 from sprites.services.tasks import reconcile_model_spend
 
@@ -104,6 +105,8 @@ def _finish(run: HeartbeatRun) -> None:
     run.finished_at = timezone.now()
     try:
         run.save()
+        if run.error_summary.startswith("sweep aborted") or (run.failed and not run.woke):
+            notify.sweep_failed(run_id=run.pk, summary=run.error_summary, started_at=run.started_at)
     except Exception:  # noqa: BLE001 - do not hide the original error behind this one
         logger.exception("Could not save heartbeat run %s", run.pk)
     services.persist_api_calls()  # what the VM-state sync and the side jobs asked, for /metrics
@@ -139,6 +142,7 @@ def _side_jobs(run: HeartbeatRun, *, hourly: bool) -> None:
         return ""
 
     _note(run, "storage", storage)
+    _note(run, "budgets", lambda: str(budgets.enforce()))  # caps, the month's roll-over, storage's share
     _note(run, "pruning wake records", prune)
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
     # Queues set-up tasks and returns: the worker runs them (never this request or command).

@@ -17,6 +17,7 @@ an error kind, an age; never a host, a user name, an error message from upstream
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from heartbeat.models import HeartbeatRun
-from sprites import services
+from sprites import notify, services
 from sprites.worker import oldest_waiting
 
+logger = logging.getLogger(__name__)
 SPRITES_CHECK_TTL = 30.0
 HEARTBEAT_INTERVALS = 3
 
@@ -97,7 +99,12 @@ def _heartbeat() -> Check:
     age = timezone.now() - started
     minutes = max(age.total_seconds(), 0) / 60
     if age > limit:
-        return Check("heartbeat", False, f"last sweep started {minutes:.0f} min ago (limit {limit.total_seconds() / 60:.0f})")
+        check = Check("heartbeat", False, f"last sweep started {minutes:.0f} min ago (limit {limit.total_seconds() / 60:.0f})")
+        try:
+            notify.sweep_missed(last_started=started, detail=check.detail)  # once per gap (keyed by the last sweep)
+        except Exception:  # noqa: BLE001 - a probe answers whatever happens
+            logger.exception("Could not record the missed-sweep notification")
+        return check
     return Check("heartbeat", True, f"last sweep started {minutes:.0f} min ago")
 
 

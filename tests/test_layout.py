@@ -66,16 +66,18 @@ def test_only_the_client_and_the_services_name_the_client():
     assert users <= {("sprites", "client"), ("sprites", "services")}
 
 
-# The domain's HTTP speakers, each named: the Sprites client, and the model proxy's key API
+# The domain's HTTP speakers, each named: the Sprites client, the model proxy's key API
 # (issue 15: LiteLLM virtual keys are minted, read and deleted over HTTP with the proxy's
-# master key, which must stay in one small module that nothing in a sprite ever sees).
-HTTP_SPEAKERS = ("sprites/client/", "sprites/modelaccess/litellm.py")
+# master key, which must stay in one small module that nothing in a sprite ever sees), and the
+# notification webhook (issue 13: one signed POST to the operator's URL, from a task).
+HTTP_SPEAKERS = ("sprites/client/", "sprites/modelaccess/litellm.py", "sprites/notify/webhook.py")
 
 
-def test_only_the_client_and_the_model_proxys_key_api_speak_http():
+def test_only_the_client_the_model_proxys_key_api_and_the_webhook_speak_http():
     speakers = {
         path for path, names in imports_of("sprites").items()
         if any(name.split(".")[0] in ("requests", "urllib3", "httpx") for name in names)
     }
     assert speakers and all(path.startswith(HTTP_SPEAKERS) for path in speakers)
     assert "sprites/modelaccess/litellm.py" in speakers
+    assert "sprites/notify/webhook.py" in speakers

@@ -15,6 +15,7 @@ from console import views
 from console.admin.actions import SpriteActions
 from console.admin.base import NoEditing
 from console.admin.columns import SpriteColumns
+from console.admin.money import MoneyColumns
 from console.chart import cost_chart
 from console.filters import HasErrorFilter, HeartbeatOverdueFilter, OverBudgetFilter, StatusFilter, VMStateFilter
 from console.fleet import fleet_figures
@@ -27,7 +28,7 @@ LIVE_INTERVAL_MS = 5000
 
 
 @admin.register(UserSprite)
-class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
+class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
     """Sprites are created and changed only through the services (provision, actions)."""
 
     list_display = (
@@ -64,6 +65,8 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         "cost_month_display",
         "vm_model_month_display",
         "projected_display",
+        "budget_display",
+        "ledger_links",
         "history",
     )
     change_list_template = "admin/sprites/usersprite/change_list.html"
@@ -95,6 +98,8 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
                         "cost_month_display",
                         "vm_model_month_display",
                         "projected_display",
+                        "budget_display",
+                        "ledger_links",
                         "storage_billed_until",
                     ]
                 },
@@ -118,6 +123,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
                 view(views.reveal_token(self)),
                 name="%s_%s_reveal_token" % info,
             ),
+            *self.money_urls(),
             *super().get_urls(),
         ]
 

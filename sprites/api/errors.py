@@ -62,7 +62,8 @@ def exception_handler(exc, context):
         return _error(exc.code, "The command in the sprite failed; staff have the details.", http.HTTP_502_BAD_GATEWAY)
     if isinstance(exc, services.SpriteActionError):
         status = {"invalid_request_id": http.HTTP_400_BAD_REQUEST, "invalid_model_key": http.HTTP_400_BAD_REQUEST,
-                  "permission_denied": http.HTTP_403_FORBIDDEN}.get(exc.code, http.HTTP_409_CONFLICT)
+                  "invalid_budget": http.HTTP_400_BAD_REQUEST, "permission_denied": http.HTTP_403_FORBIDDEN,
+                  "over_budget": http.HTTP_402_PAYMENT_REQUIRED}.get(exc.code, http.HTTP_409_CONFLICT)
         return _error(exc.code, str(exc), status)
     # Django's request limits (DATA_UPLOAD_MAX_*) raise these while DRF parses the query or
     # body; outside DRF Django answers 400 itself, here they would be a 500.

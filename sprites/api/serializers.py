@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sprites import modelaccess
+from sprites.billing import budget
 from sprites.models import UserSprite
 
 
@@ -60,14 +61,29 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
         )
     )
 
+    budget = serializers.SerializerMethodField(
+        help_text=(
+            "The user's monthly budget: `monthly_budget_usd` (null: none), `spent_month_usd` (this calendar "
+            "month, UTC), `percent`, `state` (`ok`, `warned` at BUDGET_WARN_PERCENT, `over`: the sprite is "
+            "`over_budget` and a start answers 402)."
+        )
+    )
+
     class Meta:
         model = UserSprite
         fields = [
             "id", "status", "vm_state", "vm_state_checked_at", "last_heartbeat",
             "total_runtime_minutes", "total_runtime_hours", "cost_to_date_usd", "projected_monthly_cost_usd",
             "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at", "model_access",
+            "budget",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "properties": {
+        "monthly_budget_usd": {"type": "string", "nullable": True}, "spent_month_usd": {"type": "string"},
+        "percent": {"type": "string", "nullable": True}, "state": {"type": "string", "enum": ["ok", "warned", "over"]}}})
+    def get_budget(self, sprite: UserSprite) -> dict:
+        return budget.budget_of(sprite).as_dict()
 
     @extend_schema_field({"type": "object", "properties": {
         "backend": {"type": "string"}, "configured": {"type": "boolean"}, "over_budget": {"type": "boolean"}}})

@@ -29,6 +29,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from sprites import modelaccess, openclaw, services
+from sprites.api.budgets import MoneyActions
 from sprites.api.serializers import (
     DashboardLinkSerializer,
     ErrorSerializer,
@@ -55,6 +56,7 @@ ERRORS = {
     401: "No or bad credentials (`not_authenticated`, `authentication_failed`).",
     403: "Session without a valid CSRF token (`csrf_failed`).",
     404: "No such sprite among yours, or a malformed id (`not_found`).",
+    402: "The monthly budget of the sprite's user, or the fleet's cap, is spent (`over_budget`).",
     409: "The sprite is not in a state that allows this (`invalid_state`).",
     413: "The request body is too large (`request_too_large`).",
     429: "Too many requests that reach a sprite (`throttled`); see Retry-After.",
@@ -90,7 +92,7 @@ def _check_body(request) -> None:
         responses={200: SpriteSerializer, **errors(*AUTH, 404)},
     ),
 )
-class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
+class SpriteViewSet(MoneyActions, viewsets.ReadOnlyModelViewSet):
     """The caller's own sprites. Staff see only their own here too: the admin is their tool."""
 
     serializer_class = SpriteSerializer
@@ -108,7 +110,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
     def get_throttles(self):
         if self.action in self.throttled_actions:
             return [SpriteActionThrottle()]
-        if self.action == "devices" or (self.action == "status" and self._refresh_asked()):
+        if self.action in ("devices", "ledger") or (self.action == "status" and self._refresh_asked()):
             return [SpriteReadThrottle()]
         return super().get_throttles()
 
@@ -179,7 +181,7 @@ class SpriteViewSet(viewsets.ReadOnlyModelViewSet):
         return self._status(sprite)
 
     @extend_schema(summary="Start the gateway (wakes the sprite)", request=None, parameters=[SPRITE_ID],
-                   responses={200: SpriteStatusSerializer, **ACTION_ERRORS})
+                   responses={200: SpriteStatusSerializer, **ACTION_ERRORS, **errors(402)})
     @action(detail=True, methods=["post"])
     def start(self, request, id=None):
         _check_body(request)

@@ -1,14 +1,15 @@
 """The data model: one sprite per user (`sprite`), the append-only usage ledger and its daily
 rollup (`ledger`), lifecycle events (`events`), the counters `/metrics` reads (`counters`),
-and each sprite's model credential (`credential`)."""
+each sprite's model credential (`credential`), and notifications (`notification`)."""
 
 from sprites.models.counters import Counter
 from sprites.models.credential import ModelCredential
 from sprites.models.events import LifecycleEvent
 from sprites.models.ledger import HOURS_PER_MONTH, ZERO, SpriteDailyCost, UsageRecord
+from sprites.models.notification import Notification
 from sprites.models.sprite import UserSprite
 
 __all__ = [
-    "HOURS_PER_MONTH", "ZERO", "Counter", "LifecycleEvent", "ModelCredential", "SpriteDailyCost", "UsageRecord",
+    "HOURS_PER_MONTH", "ZERO", "Counter", "LifecycleEvent", "ModelCredential", "Notification", "SpriteDailyCost", "UsageRecord",
     "UserSprite",
 ]

@@ -166,6 +166,20 @@ class SpriteQuerySet(models.QuerySet):
             time.sleep(0.005 * (attempt + 1))
         return None  # lost five races in a row: treat as empty, the caller builds a new sprite
 
+    def suspend_over_budget(self, pk: int) -> bool:
+        """A sprite whose budget is spent leaves the heartbeat's statuses; True if won."""
+        return bool(self.filter(pk=pk, status__in=UserSprite.SUSPENDABLE).update(
+            status=UserSprite.Status.OVER_BUDGET, updated_at=timezone.now()
+        ))
+
+    def restore_from_budget(self, pk: int) -> bool:
+        """An `over_budget` sprite whose gateway runs again is `online`; True if won."""
+        now = timezone.now()
+        return bool(self.filter(pk=pk, status=UserSprite.Status.OVER_BUDGET).update(
+            status=UserSprite.Status.ONLINE, vm_state=UserSprite.VMState.RUNNING, vm_state_checked_at=now,
+            updated_at=now,
+        ))
+
     def retry_failed(self, pk: int) -> bool:
         """An `error` row goes back to `provisioning` (one retry at a time); True if won."""
         return bool(self.filter(pk=pk, status=UserSprite.Status.ERROR).update(
@@ -228,6 +242,9 @@ class UserSprite(models.Model):
         SLEEPING = "sleeping", "Sleeping"
         STOPPED = "stopped", "Stopped"  # the user's intent: stays until they start again
         ERROR = "error", "Error"
+        # The user's monthly budget (or the fleet's cap) is spent: not woken, gateway stopped,
+        # until the month rolls over or staff raise the budget (sprites/services/budgets.py).
+        OVER_BUDGET = "over_budget", "Over budget"
         DESTROYED = "destroyed", "Destroyed"
 
     class VMState(models.TextChoices):
@@ -240,10 +257,12 @@ class UserSprite(models.Model):
     WAKEABLE = (Status.ONLINE, Status.SLEEPING, Status.ERROR)
     IN_SERVICE = (Status.ONLINE, Status.SLEEPING, Status.STOPPED)  # start/stop/rotate apply
     FOLLOWS_VM = (Status.ONLINE, Status.SLEEPING)  # the only statuses the VM state moves
+    SUSPENDABLE = (Status.ONLINE, Status.SLEEPING, Status.ERROR)  # what a spent budget suspends
     DUE_RULE = (
         "A sprite is due when it belongs to a user, its status is online, sleeping or error (an "
         "error sprite is retried: the heartbeat is what notices it came back; stopped is the "
-        "user's intent, provisioning is not set up yet, destroyed is gone, pool sprites have no "
+        "user's intent, over_budget waits for the month to roll over or a higher budget, "
+        "provisioning is not set up yet, destroyed is gone, pool sprites have no "
         "user), no other sweep holds its lease, and it has had no heartbeat in its own current "
         "window (every HEARTBEAT_INTERVAL_MINUTES, starting at a stable per-sprite offset into "
         "the interval, a hash of its id, so the fleet's wakes are spread over the interval) "
@@ -282,6 +301,10 @@ class UserSprite(models.Model):
     # Caches of the ledger, updated in the same transaction as the rows they sum.
     total_runtime_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=ZERO)
     total_cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+
+    # The user's monthly budget in USD; NULL = the default, SPRITE_MONTHLY_BUDGET_USD (see
+    # sprites/services/budgets.py: monthly_budget_for). Set by staff (admin or API), logged.
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
 
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
@@ -361,6 +384,12 @@ class UserSprite(models.Model):
         messages or cleaned command output). Not saved: the caller saves with its own fields."""
         self.last_error = f"{action}: {message}"[:ERROR_CHARS]
         self.last_error_at = timezone.now()
+
+    def clear_error(self, *actions: str) -> None:
+        """Clear `last_error` if one of `actions` wrote it (a later success of the same action)."""
+        if any(self.last_error.startswith(f"{action}: ") for action in actions):
+            self.last_error, self.last_error_at = "", None
+            self._save("last_error", "last_error_at")
 
     def _save(self, *fields: str) -> None:
         # Never a full save: the ledger totals on the row are kept by the ledger's UPDATEs.

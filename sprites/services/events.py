@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from sprites import billing
+from sprites import billing, notify
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError
@@ -43,7 +43,10 @@ def ms_since(start: float) -> int:
 def fail(sprite: UserSprite, *, action: str, actor, exc: Exception, started: float, to_error: bool = False,
          **fields) -> None:
     """Store the error on the row (plus `fields`) and write the failed event."""
+    entered_error = to_error and sprite.status != UserSprite.Status.ERROR
     sprite.mark_failed(action, str(exc), to_error=to_error, **fields)
+    if entered_error:
+        notify.sprite_error(sprite)
     log_event(sprite=sprite, action=action, actor=actor, outcome=LifecycleEvent.Outcome.FAILED,
               detail=str(exc), duration_ms=ms_since(started))
 

@@ -1,5 +1,5 @@
-"""Actions on a user's sprite: start, stop, refresh, rotate the token, destroy; and the VM
-states of the whole fleet from the list API.
+"""Actions on a user's sprite: start, stop, refresh, rotate the token, destroy, stop and
+restart for a spent budget; and the VM states of the whole fleet from the list API.
 
 Start = start the gateway *service* (which wakes the sprite); stop = stop it, so the sprite
 sleeps on its own (the real API has no start/stop: ../shared/design.md). No transaction or
@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sprites import modelaccess, openclaw
+from sprites.billing import budget
 from sprites.client import SpriteNotFound, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.models import UsageRecord, UserSprite
 
@@ -21,8 +22,20 @@ from .events import bill_wake, cause_for, fail, log_event, ms_since, require
 
 def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
     """Start the gateway service (which wakes the sprite). Billed: the start's wall time plus
-    the idle tail, cause `user_start` (or `staff` when staff start someone else's)."""
+    the idle tail, cause `user_start` (or `staff` when staff start someone else's). Refused
+    (`over_budget`) while the user's monthly budget or the fleet's cap is spent."""
+    if sprite.status == UserSprite.Status.OVER_BUDGET or (
+            sprite.status in UserSprite.IN_SERVICE and budget.is_spent(sprite)):
+        raise SpriteActionError("The monthly budget of this sprite's user is spent: it starts again next month "
+                                "or when staff raise the budget.", code="over_budget")
     require(sprite, UserSprite.IN_SERVICE, "start")
+    _start_gateway(sprite, actor=actor, action="start", cause=UsageRecord.Cause.USER_START)
+    sprite.mark_online()
+    return sprite
+
+
+def _start_gateway(sprite: UserSprite, *, actor, action: str, cause: str) -> None:
+    """Start the gateway service, bill the wake, log the event (or the failure, and raise)."""
     started, t0 = timezone.now(), time.monotonic()
     refused = False
     try:
@@ -35,19 +48,16 @@ def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
             raise
         finally:
             if not refused:
-                bill_wake(sprite=sprite, cause=cause_for(sprite, actor, UsageRecord.Cause.USER_START), tag="start",
-                          started_at=started)
+                bill_wake(sprite=sprite, cause=cause_for(sprite, actor, cause), tag="start", started_at=started)
     except SpritesCapacityExceeded:
         # Every running slot of the org is taken: nothing ran, nothing is billed, and it is
         # no error of this sprite's. The API answers 429 with Retry-After (sprites/api/errors.py).
         raise
     except SpritesError as exc:
-        fail(sprite, action="start", actor=actor, exc=exc, started=t0)
+        fail(sprite, action=action, actor=actor, exc=exc, started=t0)
         raise
     sprite.refresh_from_db(fields=["total_cost_usd", "total_runtime_seconds"])
-    sprite.mark_online()
-    log_event(sprite=sprite, action="start", actor=actor, duration_ms=ms_since(t0))
-    return sprite
+    log_event(sprite=sprite, action=action, actor=actor, duration_ms=ms_since(t0))
 
 
 def stop_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
@@ -62,6 +72,38 @@ def stop_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
         raise
     sprite.mark_stopped()
     log_event(sprite=sprite, action="stop", actor=actor, duration_ms=ms_since(t0))
+    return sprite
+
+
+def suspend_for_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
+    """An `over_budget` sprite's gateway is stopped, so it sleeps and nobody's session keeps it
+    awake (sprites/services/budgets.py moved it there). A no-op once it is restored."""
+    sprite.refresh_from_db(fields=["status", "last_error", "last_error_at"])
+    if sprite.status != UserSprite.Status.OVER_BUDGET:
+        return sprite
+    t0 = time.monotonic()
+    try:
+        get_client().stop_service(sprite.sprite_name, openclaw.GATEWAY_SERVICE)
+    except SpritesError as exc:
+        fail(sprite, action="budget_stop", actor=actor, exc=exc, started=t0)
+        raise
+    sprite.clear_error("budget_stop")  # the next sweep retries a failed stop until this
+    log_event(sprite=sprite, action="budget_stop", actor=actor, duration_ms=ms_since(t0),
+              detail="monthly budget spent: gateway stopped")
+    return sprite
+
+
+def restore_after_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
+    """An `over_budget` sprite whose budget has room again (a new month, a higher budget): its
+    gateway starts and it is `online`. On a failure it stays `over_budget` with the error, and
+    the next sweep's budget check tries again."""
+    sprite.refresh_from_db(fields=["status"])
+    if sprite.status != UserSprite.Status.OVER_BUDGET or budget.is_spent(sprite):
+        return sprite
+    _start_gateway(sprite, actor=actor, action="budget_restore", cause=UsageRecord.Cause.STAFF)
+    UserSprite.objects.restore_from_budget(sprite.pk)
+    sprite.refresh_from_db(fields=["status", "vm_state", "vm_state_checked_at", "last_error", "last_error_at"])
+    sprite.clear_error("budget_stop", "budget_restore")
     return sprite
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sprites import modelaccess, openclaw
+from sprites import modelaccess, notify, openclaw
 from sprites.client import SpritesConflict, SpritesError, get_client
 from sprites.logcontext import sprite_context
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
@@ -99,6 +99,8 @@ def _activate(row: UserSprite, user) -> None:
     except SpritesError as exc:
         row.record_error("provision", str(exc))
         row.return_to_pool(broken=exc.permanent)
+        if row.status == Status.ERROR:
+            notify.sprite_error(row)
         log_event(sprite=row, action="provision", actor=user, outcome=LifecycleEvent.Outcome.FAILED,
                   detail=f"returned to the pool as {row.status}: {exc}", duration_ms=ms_since(t0))
         raise

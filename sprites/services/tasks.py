@@ -141,6 +141,9 @@ SPRITE_ACTIONS = {
     "refresh": lifecycle.refresh_status,
     "rotate_token": lifecycle.rotate_gateway_token,
     "destroy": lifecycle.destroy_sprite,
+    # A spent budget (sprites/services/budgets.py): stop the gateway, and start it again later.
+    "budget_stop": lifecycle.suspend_for_budget,
+    "budget_restore": lifecycle.restore_after_budget,
 }
 
 

@@ -78,7 +78,10 @@ def test_it_wakes_and_bills_each_due_sprite_once_with_three_sweeps_at_once(mocke
 
 def test_it_never_double_wakes_a_sprite_forced_by_two_staff_at_once(mocked):
     sprite = make_sprite("forced")
-    calls = answer_exec(mocked)
+    # The turn lasts long enough that both runs claim while it is in flight (on a loaded machine
+    # the second thread could otherwise start after the first run finished: a legitimate second
+    # "run now", not the race this test is about).
+    calls = answer_exec(mocked, delay=1.0)
 
     runs = run_at_once(2, trigger="staff", sprite_ids=[sprite.pk], force=True)
 

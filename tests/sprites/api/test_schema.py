@@ -14,12 +14,15 @@ EXPECTED = {
     ("/api/sprites", "get"): {"200", "401", "403"},
     ("/api/sprites/{id}", "get"): {"200", "401", "403", "404"},
     ("/api/sprites/{id}/status", "get"): {"200", "400", "401", "403", "404", "429", "502", "503"},
-    ("/api/sprites/{id}/start", "post"): ACTION_CODES,
+    ("/api/sprites/{id}/start", "post"): ACTION_CODES | {"402"},
     ("/api/sprites/{id}/stop", "post"): ACTION_CODES,
     ("/api/sprites/{id}/rotate-token", "post"): ACTION_CODES,
     ("/api/sprites/{id}/dashboard-link", "post"): ACTION_CODES,
     ("/api/sprites/{id}/devices", "get"): {"200", "401", "403", "404", "409", "429", "502", "503"},
     ("/api/sprites/{id}/devices/{request_id}/approve", "post"): ACTION_CODES,
+    ("/api/sprites/{id}/budget", "get"): {"200", "401", "403", "404"},
+    ("/api/sprites/{id}/budget", "put"): {"200", "400", "401", "403", "404"},
+    ("/api/sprites/{id}/ledger", "get"): {"200", "400", "401", "403", "404", "429"},
 }
 
 
