@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from sprites.billing.budget import monthly_budget_for
 from sprites.models import ModelCredential
 
 from .errors import ModelAccessUnavailable
 
 __all__ = [
     "ModelAccessUnavailable", "active_credential", "allowed_domains", "backend_name", "configured",
-    "credential_for", "note_budget", "over_budget", "proxy", "revoke", "rotation", "set_own_key", "status_of",
+    "credential_for", "key_budget", "note_budget", "over_budget", "proxy", "revoke", "rotation", "set_own_key", "status_of",
+    "update_budget",
 ]
 
 Backend = ModelCredential.Backend
@@ -75,10 +78,32 @@ def _labels(sprite) -> tuple[str, str]:
     return (str(sprite.user_id or ""), str(getattr(sprite, "public_id", "") or sprite.pk))
 
 
+def key_budget(sprite) -> tuple[Decimal, Decimal]:
+    """The one budget: a key's (max_budget, soft_budget) are the user's monthly budget (their own,
+    else SPRITE_MONTHLY_BUDGET_USD) and its warning share (BUDGET_WARN_PERCENT); with no money
+    budget at all, MODEL_BUDGET_USD and MODEL_SOFT_BUDGET_USD. The model can then never spend
+    more than the whole budget, and ClawDirector stops the sprite when VM + model reach it."""
+    monthly = monthly_budget_for(sprite)
+    if monthly is None:
+        return settings.MODEL_BUDGET_USD, settings.MODEL_SOFT_BUDGET_USD
+    return monthly, (monthly * settings.BUDGET_WARN_PERCENT / 100).quantize(Decimal("0.01"))
+
+
+def update_budget(sprite) -> bool:
+    """After staff change a user's budget: the active LiteLLM key gets the new max/soft budget
+    (`/key/update`). False with no LiteLLM key; raises ModelAccessUnavailable."""
+    row = active_credential(sprite)
+    if row is None or row.backend != Backend.LITELLM or not row.api_key:
+        return False
+    max_budget, soft_budget = key_budget(sprite)
+    proxy().update(row.api_key, max_budget=float(max_budget), soft_budget=float(soft_budget))
+    return True
+
+
 def _mint(sprite) -> ModelCredential:
     client = proxy()
     user_label, sprite_label = _labels(sprite)
-    key, key_id = client.generate(user_label=user_label, sprite_label=sprite_label)
+    key, key_id = client.generate(user_label=user_label, sprite_label=sprite_label, budget=key_budget(sprite))
     return ModelCredential(sprite=sprite, user_id=sprite.user_id, backend=Backend.LITELLM,
                            base_url=client.openai_base_url, api_key=key, key_id=key_id)
 

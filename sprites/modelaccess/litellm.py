@@ -50,10 +50,10 @@ class LiteLLM:
         except ValueError:
             raise ModelAccessUnavailable(f"The model proxy answered {path} with something that is not JSON") from None
 
-    def generate(self, *, user_label: str, sprite_label: str) -> tuple[str, str]:
-        """A new virtual key for one user's sprite, with the budget of settings: (key, key id)."""
+    def generate(self, *, user_label: str, sprite_label: str, budget: tuple[Decimal, Decimal]) -> tuple[str, str]:
+        """A new virtual key for one user's sprite with `budget` (max, soft): (key, key id)."""
         body = {
-            "max_budget": float(settings.MODEL_BUDGET_USD), "soft_budget": float(settings.MODEL_SOFT_BUDGET_USD),
+            "max_budget": float(budget[0]), "soft_budget": float(budget[1]),
             "budget_duration": settings.MODEL_BUDGET_DURATION, "models": [settings.MODEL_ID],
             "key_alias": f"clawdirector-{sprite_label}",
             "metadata": {"clawdirector_user": user_label, "clawdirector_sprite": sprite_label},

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.db.models import Q
 
-from sprites import notify
+from sprites import modelaccess, notify
 from sprites.billing.budget import (
     Budget,
     State,
@@ -77,8 +77,21 @@ def set_budget(*, sprite: UserSprite, amount, actor) -> Budget:
     log_event(sprite=sprite, action="set_budget", actor=actor, actor_kind=LifecycleEvent.ActorKind.STAFF,
               detail=f"monthly budget {_usd(before)} -> {_usd(amount)}")
     _act(UserSprite.objects.filter(pk=sprite.pk), actor=actor)
+    _follow_model_key(sprite)
     sprite.refresh_from_db(fields=["status"])
     return budget_of(sprite)
+
+
+def _follow_model_key(sprite: UserSprite) -> None:
+    """One budget: the user's LiteLLM key gets the new amount too (`/key/update`). A proxy that
+    cannot answer now leaves the old key budget, said in a warning and an event; the budget
+    itself is set and enforced here either way."""
+    try:
+        modelaccess.update_budget(sprite)
+    except modelaccess.ModelAccessUnavailable as exc:
+        logger.warning("Model key budget of sprite %s not updated: %s", sprite.pk, exc)
+        log_event(sprite=sprite, action="set_budget", outcome=LifecycleEvent.Outcome.FAILED,
+                  detail=f"the model proxy's key keeps its old budget: {exc}")
 
 
 def _amount(value) -> Decimal | None:

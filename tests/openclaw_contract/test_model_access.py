@@ -46,7 +46,7 @@ def _project_settings(port, proxy):
 
 @pytest.fixture(scope="module")
 def minted(_project_settings):
-    key, key_id = LiteLLM().generate(user_label="42", sprite_label="contract")
+    key, key_id = LiteLLM().generate(user_label="42", sprite_label="contract", budget=(Decimal("1"), Decimal("0.8")))
     return key
 
 
@@ -90,6 +90,7 @@ def test_a_key_over_its_budget_fails_the_turn_and_only_the_proxy_says_why(gatewa
     turn = openclaw.parse_turn(ran.returncode, ran.stdout, ran.stderr)
     assert ran.returncode == 1 and not turn.ok and not turn.timed_out
     assert "provider rejected the request" in turn.error and not turn.over_budget, turn.error
+    assert turn.maybe_over_budget  # what makes the sweep ask the proxy (an over_budget wake)
     assert LiteLLM().over_budget(minted)
     refused = [r for r in proxy.requests() if r["path"].endswith("/chat/completions")][-1]
     assert refused["auth"] == minted

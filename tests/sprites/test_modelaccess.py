@@ -224,7 +224,7 @@ def test_the_proxy_double_speaks_litellms_key_api_and_refuses_like_it(proxy):
     from sprites.modelaccess.litellm import LiteLLM
 
     client = LiteLLM()
-    key, key_id = client.generate(user_label="7", sprite_label="s1")
+    key, key_id = client.generate(user_label="7", sprite_label="s1", budget=(Decimal("5"), Decimal("4")))
     chat = f"{client.openai_base_url}/chat/completions"
     answer = requests.post(chat, json={"model": "m", "messages": []}, headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200 and answer.json()["usage"]["prompt_tokens"] == 1000
@@ -234,7 +234,7 @@ def test_the_proxy_double_speaks_litellms_key_api_and_refuses_like_it(proxy):
     assert refused.status_code == 400 and refused.json()["error"]["type"] == "budget_exceeded"
     assert client.over_budget(key)
     with pytest.raises(modelaccess.ModelAccessUnavailable):  # the key API wants the master key
-        LiteLLM(master_key="sk-not-the-master").generate(user_label="7", sprite_label="s1")
+        LiteLLM(master_key="sk-not-the-master").generate(user_label="7", sprite_label="s1", budget=(Decimal(1), Decimal(1)))
     client.delete(key)
     gone = requests.post(chat, json={"model": "m", "messages": []}, headers={"Authorization": f"Bearer {key}"})
     assert gone.status_code == 401 and proxy.keys() == []
@@ -465,3 +465,27 @@ def test_the_first_window_of_each_hour_queues_the_model_spend_reconciliation(db,
     with time_machine.travel("2026-03-02 12:00:30+00:00", tick=False):
         assert "model spend: reconciliation queued" in run_sweep().notes
         assert "model spend" not in run_sweep().notes  # the window's second tick: no housekeeping
+
+
+def test_the_key_budget_is_the_users_monthly_budget_and_follows_staff_changes(db, emulator, proxy, alice, staff,
+                                                                             settings):
+    from sprites.services import budgets
+
+    settings.SPRITE_MONTHLY_BUDGET_USD, settings.BUDGET_WARN_PERCENT = Decimal("30"), 80
+    row = provisioned(alice)
+    info = proxy.key_info(modelaccess.active_credential(row).api_key)
+    assert (info["max_budget"], info["soft_budget"]) == (30.0, 24.0)  # one budget, not MODEL_BUDGET_USD
+
+    budgets.set_budget(sprite=row, amount="50", actor=staff)
+    info = proxy.key_info(modelaccess.active_credential(row).api_key)
+    assert (info["max_budget"], info["soft_budget"]) == (50.0, 40.0)
+
+    proxy.stop()  # the proxy is down: the budget is still set, the key keeps its old one, and it is said
+    assert budgets.set_budget(sprite=row, amount="60", actor=staff).as_dict()["monthly_budget_usd"] == "60"
+    assert row.events.filter(action="set_budget", outcome="failed", detail__contains="old budget").exists()
+
+
+def test_without_a_money_budget_the_key_has_the_model_budget_of_settings(db, emulator, proxy, alice, settings):
+    settings.SPRITE_MONTHLY_BUDGET_USD = None
+    info = proxy.key_info(modelaccess.active_credential(provisioned(alice)).api_key)
+    assert (info["max_budget"], info["soft_budget"]) == (5.0, 4.0)
