@@ -155,3 +155,22 @@ def test_the_plan_says_how_large_a_fleet_the_cap_carries_and_warns_past_90_perce
     text = out.getvalue()
     assert "largest fleet this cap carries: 10" in text  # 1 × 900 ÷ 90
     assert "WARNING" in text  # 10 of 10
+
+
+def test_the_operations_table_of_caps_needed_is_the_plans_arithmetic():
+    """docs/operations.md's table (2-minute turn + 30 s tail) is what Plan.cap_needed says."""
+    import re
+    from pathlib import Path
+
+    from heartbeat.plan import Plan
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    header = re.search(r"^\| Fleet \| (.+) \|$", doc, flags=re.M)
+    intervals = [int(re.search(r"\d+", cell)[0]) for cell in header[1].split(" | ")]
+    rows = re.findall(r"^\| ([\d,]+) \| ([\d ,|]+) \|$", doc[header.end():], flags=re.M)
+    assert len(rows) == 5
+    for fleet, cells in rows:
+        for minutes, cell in zip(intervals, cells.split(" | "), strict=True):
+            plan = Plan(fleet=int(fleet.replace(",", "")), cap=None, interval_seconds=minutes * 60,
+                        turn_seconds=120, idle_seconds=30, measured_wakes=0)
+            assert plan.cap_needed == int(cell.replace(",", "")), (fleet, minutes)
