@@ -19,7 +19,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def read_line(stream, seconds: float = 10) -> str:
+def read_line(stream, seconds: float = 30) -> str:
     ready, _, _ = select.select([stream], [], [], seconds)
     assert ready, "the emulator printed nothing"
     return stream.readline()
@@ -43,7 +43,7 @@ def test_python_dash_m_serves_with_django_and_the_product_unimportable(tmp_path)
         assert state["sprites"] == 0 and state["options"]["idle_seconds"] == 5
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
+        process.wait(timeout=30)
         process.stdout.close()
         process.stderr.close()
     assert process.returncode == 0
