@@ -103,6 +103,8 @@ def test_it_shows_badges_and_totals_stops_a_sprite_and_refreshes_live(
     expect(page.locator('[data-fleet="pool"]')).to_have_text("1 / 2")
     expect(page.locator('[data-fleet-count="error"]')).to_have_text("1")
     expect(page.locator(".fleet-chart-svg rect.bar")).to_have_count(30)
+    # No tick has read the provider's running cap yet: the card says what cap the fleet needs.
+    expect(page.locator(".fleet-card", has_text="Heartbeat capacity")).to_contain_text("needs a cap of")
     expect(page.locator("#sprite-live-status")).to_have_attribute("data-state", "live", timeout=15_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-changelist.png"), full_page=True)
@@ -123,3 +125,44 @@ def test_it_shows_badges_and_totals_stops_a_sprite_and_refreshes_live(
     expect(badge(asleep)).to_have_text("Online", timeout=15_000)
     expect(page.locator('[data-fleet-count="online"]')).to_have_text("1", timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
+
+
+def test_staff_set_a_budget_in_the_browser_and_a_sprite_over_it_is_paused_then_restored(
+    transactional_db, live_server, emulator, browser_page, settings
+):
+    """Issue 13's budget as staff use it: the sprite page's "Set", a budget under what the user
+    spent pauses the sprite (its gateway stopped on the emulator), a raise brings it back."""
+    from playwright.sync_api import expect
+
+    settings.SPRITE_MONTHLY_BUDGET_USD = None
+    User = get_user_model()
+    User.objects.create_superuser("ops", "ops@example.com", "ops-password-1")
+    alice = User.objects.create_user("alice", "alice@example.com", "alice-password-1")
+    sprite = provision_on_emulator(alice)
+    record_usage([usage(sprite, started_at=timezone.now() - timedelta(minutes=5), cost="3.00", seconds="60",
+                        key="browser:spend")])
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/sprites/usersprite/{sprite.pk}/change/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "ops-password-1")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**/admin/sprites/usersprite/{sprite.pk}/change/")
+
+    def set_budget(amount):
+        page.get_by_role("link", name="Set").click()
+        page.fill("#id_monthly_budget_usd", amount)
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(f"**/admin/sprites/usersprite/{sprite.pk}/change/")
+
+    set_budget("2.50")  # $3.00 already spent this month
+    expect(page.locator("ul.messagelist")).to_contain_text("Monthly budget of alice: $2.50")
+    sprite.refresh_from_db()
+    assert sprite.status == "over_budget"
+    assert emulator.service(sprite.sprite_name, "openclaw-gateway").status == "stopped"
+    page.screenshot(path=str(ARTIFACTS / "admin-budget-over.png"), full_page=True)
+
+    set_budget("10")
+    sprite.refresh_from_db()
+    assert sprite.status == "online"
+    assert emulator.service(sprite.sprite_name, "openclaw-gateway").status == "running"
+    assert sprite.events.filter(action="set_budget", actor_kind="staff").count() == 2
