@@ -20,6 +20,10 @@ BEHAVIOR_FIELDS: dict[str, type] = {
     "heartbeat_cost_usd": float,
     "hang": bool,
     "gateway_fails": bool,
+    # drift.py: one-shot, spent on the sprite's next wake; and a restore that fails.
+    "gateway_crash_on_wake": bool,
+    "gateway_corrupt_on_wake": bool,
+    "restore_fails": bool,
 }
 
 

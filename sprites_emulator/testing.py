@@ -54,7 +54,7 @@ class EmulatorHandle:
 
     def set_behavior(self, name: str, **behavior: Any) -> dict:
         """Per-sprite overrides (heartbeat_exit_code, heartbeat_seconds, heartbeat_cost_usd,
-        hang, gateway_fails); name "*" sets them for every sprite; a None value clears one."""
+        hang, gateway_fails, gateway_crash_on_wake, gateway_corrupt_on_wake, restore_fails); name "*" sets them for every sprite; a None value clears one."""
         return self._state.set_behavior(name, behavior)
 
     def add_pairing_request(self, name: str, **fields: Any) -> dict:
@@ -64,6 +64,14 @@ class EmulatorHandle:
     def create_sprite(self, name: str) -> dict:
         """Create a sprite directly (no HTTP, no faults, not counted); returns it as the API would."""
         return self._state.create_sprite({"name": name})
+
+    def make_orphan(self, name: str, **body: Any) -> dict:
+        """A sprite made behind the control plane's back (labels, checkpoint_comment, age_seconds)."""
+        return self._state.make_orphan(name, body)
+
+    def vanish(self, name: str) -> None:
+        """Delete a sprite behind the control plane's back (a ghost row)."""
+        self._state.vanish(name)
 
     def reset(self) -> None:
         self._state.reset()
