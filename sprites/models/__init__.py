@@ -1,14 +1,17 @@
 """The data model: one sprite per user (`sprite`), the append-only usage ledger and its daily
-rollup (`ledger`), lifecycle events (`events`), the counters `/metrics` reads (`counters`),
+rollup (`ledger`), lifecycle events (`events`), gateway health and known-good checkpoints
+(`health`), reconciliation runs (`reconcile`), the counters `/metrics` reads (`counters`),
 and each sprite's model credential (`credential`)."""
 
 from sprites.models.counters import Counter
 from sprites.models.credential import ModelCredential
 from sprites.models.events import LifecycleEvent
+from sprites.models.health import KnownGoodCheckpoint
 from sprites.models.ledger import HOURS_PER_MONTH, ZERO, SpriteDailyCost, UsageRecord
+from sprites.models.reconcile import ReconcileRun
 from sprites.models.sprite import UserSprite
 
 __all__ = [
-    "HOURS_PER_MONTH", "ZERO", "Counter", "LifecycleEvent", "ModelCredential", "SpriteDailyCost", "UsageRecord",
-    "UserSprite",
+    "HOURS_PER_MONTH", "ZERO", "Counter", "KnownGoodCheckpoint", "LifecycleEvent", "ModelCredential",
+    "ReconcileRun", "SpriteDailyCost", "UsageRecord", "UserSprite",
 ]

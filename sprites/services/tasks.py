@@ -9,6 +9,7 @@
   SPRITE_SETUP_CONCURRENCY at once across all workers. A user's set-up goes before the pool's.
 - `run_sprite_action`: one console bulk action on one sprite (start, stop, refresh, rotate,
   destroy); a bulk action enqueues one per sprite under a batch id the console follows.
+- `reconcile_fleet`: the console's "reconcile now" (services/reconcile.py).
 
 Django 6: `django_tasks` becomes `django.tasks` (the imports below and in sprites/worker.py).
 """
@@ -162,3 +163,14 @@ def run_sprite_action(action: str, sprite_pk: int, actor_pk: int | None = None, 
         except (SpritesError, SpriteActionError) as exc:
             raise ActionFailed(f"{sprite.sprite_name}: {exc}") from exc
     return f"{sprite.sprite_name}: done"
+
+
+@task()
+def reconcile_fleet(apply: bool = True, actor_pk: int | None = None) -> dict:
+    """The console's "reconcile now": a full reconciliation as staff `actor_pk` (every rule,
+    orphans destroyed after their grace); returns the run's id and summary."""
+    from .reconcile import reconcile
+
+    actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
+    run = reconcile(apply=apply, trigger="staff", actor=actor)
+    return {"run": run.pk, "summary": run.summary(), "error": run.error}
