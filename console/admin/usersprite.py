@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 
-from console import views
+from console import healing, views
 from console.admin.actions import SpriteActions
 from console.admin.base import NoEditing
 from console.admin.columns import SpriteColumns
@@ -113,6 +113,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         return [
             path("live/", view(views.live(self)), name="%s_%s_live" % info),
             path("tasks/<slug:batch>/", view(task_batch(self)), name="%s_%s_tasks" % info),
+            path("reconcile/", view(healing.reconcile_now(self)), name="%s_%s_reconcile" % info),
             path(
                 "<path:object_id>/reveal-token/",
                 view(views.reveal_token(self)),
@@ -122,7 +123,8 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {"title": "Sprites: status and cost", **(extra_context or {}), **self.console_context(request)}
+        extra_context = {"title": "Sprites: status and cost", **(extra_context or {}), **self.console_context(request),
+                         "reconcile": healing.last_reconciliation(), "can_operate": self.has_operate_permission(request)}
         return super().changelist_view(request, extra_context)
 
     def console_context(self, request) -> dict:

@@ -1,0 +1,36 @@
+"""The console's part of a fleet that heals: "reconcile now", the last reconciliation panel,
+and each sprite's gateway health."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from sprites.models import ReconcileRun, UserSprite
+
+CHANGELIST = "/admin/sprites/usersprite/"
+RECONCILE = "/admin/sprites/usersprite/reconcile/"
+
+
+def test_it_reconciles_now_and_shows_the_run_and_its_differences(client, staff, emulator):
+    emulator.make_orphan("claw-stranger", age_seconds=7200)
+    client.force_login(staff)
+    assert "No reconciliation yet." in client.get(CHANGELIST).content.decode()
+
+    response = client.post(RECONCILE, follow=True)
+    html = response.content.decode()
+    run = ReconcileRun.objects.get()
+    assert run.trigger == "staff" and run.actor == staff and run.applied
+    assert not emulator.exists("claw-stranger")
+    assert "Reconciled: 1 orphan; applied." in html
+    assert "Provider reconciliation" in html and "claw-stranger" in html and "not provably ours" in html
+    assert UserSprite.objects.get(sprite_name="claw-stranger").status == "destroyed"
+
+
+def test_it_reconciles_only_by_post_and_only_for_staff_who_may_operate(client, staff, emulator):
+    client.force_login(staff)
+    assert client.get(RECONCILE).status_code == 405
+    helper = get_user_model().objects.create_user("helper", "h@example.com", "pw-123456789", is_staff=True)
+    helper.user_permissions.add(Permission.objects.get(codename="view_usersprite"))
+    client.force_login(helper)
+    assert "Reconcile now" not in client.get(CHANGELIST).content.decode()
+    assert client.post(RECONCILE).status_code == 403
+    assert not ReconcileRun.objects.exists()
