@@ -6,9 +6,12 @@ host or many never wake a sprite twice.
 """
 
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from sprites.models import UserSprite
 from sprites.services import Target
@@ -35,16 +38,32 @@ def claim(*, limit: int, window: datetime, lease: timedelta, force: bool = False
     lease_col = qn(meta.get_field("heartbeat_lease_until").column)
     name_col = qn(meta.get_field("sprite_name").column)
     public_col = qn(meta.get_field("public_id").column)
+    url_col, good_col = qn(meta.get_field("sprite_url").column), qn(meta.get_field("known_good_at").column)
     adapt = connection.ops.adapt_datetimefield_value
     # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
     sql = (
         f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN ({inner_sql}) "
-        f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}, {public_col}"
+        f"AND ({lease_col} IS NULL OR {lease_col} < %s) "
+        f"RETURNING {pk}, {name_col}, {public_col}, {url_col}, {good_col}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [adapt(now + lease), *inner_params, adapt(now)])
         rows = cursor.fetchall()
-    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2])) for row in rows), key=lambda t: t.pk)
+    stale = now - timedelta(hours=settings.HEAL_CHECKPOINT_EVERY_HOURS)
+    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]), url=row[3] or "",
+                          checkpoint_due=_before(row[4], stale)) for row in rows), key=lambda t: t.pk)
+
+
+def _before(value, instant: datetime) -> bool:
+    """A raw timestamp column (a datetime on PostgreSQL, text on SQLite) is None or before
+    `instant`: whether a verified turn should leave a known-good checkpoint (issue 14)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is None:
+        return True
+    if timezone.is_naive(value):  # SQLite keeps UTC without the offset
+        value = value.replace(tzinfo=dt_timezone.utc)
+    return value < instant
 
 
 def release(pks: list[int]) -> None:

@@ -5,7 +5,8 @@ Who is due is the model's rule (`UserSprite.DUE_RULE`, `UserSprite.objects.due`)
 is `claims`; the wake loop is `runner`; a turn in one sprite is `sprites.services.run_turn`;
 writing results is `record`; the money is `sprites.billing` (see docs/cost-model.md).
 A sweep first syncs every sprite's VM state, then wakes the due ones, then runs its side jobs
-(storage accrual, pruning old wake records, the warm pool top-up); no side job fails it.
+(storage accrual, pruning old wake records, healing broken gateways, reconciling with the
+provider, the warm pool top-up); no side job fails it.
 """
 
 import logging
@@ -116,6 +117,11 @@ def _side_jobs(run: HeartbeatRun) -> None:
 
     _note(run, "storage", storage)
     _note(run, "pruning wake records", prune)
+    # Gateways that failed their check after a wake: restart, restore, alert (one rung each).
+    _note(run, "heal", services.heal_fleet)
+    # At most every RECONCILE_EVERY_MINUTES, the safe rules (docs/operations.md); before the
+    # pool top-up, so an adopted orphan counts towards the pool.
+    _note(run, "reconcile", lambda: getattr(services.reconcile_if_due(), "summary", lambda: "")())
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
     # Queues set-up tasks and returns: the worker runs them (never this request or command).
     _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")

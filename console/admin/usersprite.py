@@ -41,6 +41,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         "projected_display",
         "error_display",
         "vm_model_month_display",
+        "gateway_health_display",
     )
     list_display_links = ("sprite_name",)
     list_filter = (
@@ -53,7 +54,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
     search_fields = ("user__email", "user__username", "sprite_name")
     list_select_related = ("user",)
     list_per_page = 50
-    actions = ["start", "stop", "heartbeat_now", "rotate_token", "refresh", "destroy"]
+    actions = ["start", "stop", "heartbeat_now", "rotate_token", "refresh", "restore_golden", "destroy"]
     readonly_fields = (
         "public_id",
         "status_badge",
@@ -64,6 +65,7 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
         "cost_month_display",
         "vm_model_month_display",
         "projected_display",
+        "gateway_health_display",
         "history",
     )
     change_list_template = "admin/sprites/usersprite/change_list.html"
@@ -100,6 +102,8 @@ class UserSpriteAdmin(SpriteColumns, SpriteActions, NoEditing):
                 },
             ),
             ("Last error", {"fields": ["last_error", "last_error_at"]}),
+            ("Gateway health", {"fields": ["gateway_health_display", "gateway_ok_at", "gateway_failed_at",
+                                           "gateway_failures", "gateway_error", "heal_alerted_at", "known_good_at"]}),
             ("History", {"fields": ["history"]}),
             (
                 "Dates",

@@ -36,6 +36,24 @@ class GatewayHealth(models.Model):
             return None
         return self.gateway_failures == 0
 
+    @property
+    def healing(self) -> str:
+        """How far the heal went since the last good check."""
+        if self.heal_alerted_at is not None:
+            return "needs_staff"
+        return {0: "", 1: "restarted"}.get(self.heal_attempts, "restored")
+
+    def gateway_health(self) -> dict:
+        """The health history the status API and the console show."""
+        return {
+            "healthy": self.gateway_healthy,
+            "last_good": self.gateway_ok_at.isoformat() if self.gateway_ok_at else None,
+            "last_bad": self.gateway_failed_at.isoformat() if self.gateway_failed_at else None,
+            "consecutive_failures": self.gateway_failures,
+            "error": self.gateway_error,
+            "healing": self.healing,
+        }
+
 
 def gateway_check_updates(queryset, checks: dict[int, str], now: datetime) -> int:
     """Write a batch of checks in two UPDATEs: `checks` maps sprite pk to "" (good) or the

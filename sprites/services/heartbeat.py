@@ -20,6 +20,8 @@ from sprites import billing, openclaw
 from sprites.client import SpritesError, get_client
 from sprites.logcontext import sprite_context
 
+from .verify import verify_after_turn
+
 logger = logging.getLogger(__name__)
 
 OUTPUT_TAIL_CHARS = 1000
@@ -44,6 +46,8 @@ class Target:
     pk: int
     name: str
     public_id: str = ""  # for the log lines of its turn
+    url: str = ""  # the sprite URL: the gateway is verified through it after the turn
+    checkpoint_due: bool = False  # a verified turn leaves a known-good checkpoint
 
 
 @dataclass
@@ -59,6 +63,9 @@ class WakeResult:
     llm_usd: Decimal | None = None
     # Did the command run in the sprite? Only then was it awake and is there compute to bill.
     reached: bool = False
+    # The end-to-end check through the sprite URL after the turn: None = not checked, "" = good.
+    gateway_error: str | None = None
+    known_good_checkpoint: str = ""  # taken after a verified turn (services/heal.py)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +84,10 @@ class WakeResult:
 def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     """Run the heartbeat command in one sprite. Never raises: every failure is a result."""
     with sprite_context(target.public_id):
-        return _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
+        result = _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
+        if result.reached:
+            verify_after_turn(target, result)
+        return result
 
 
 def _run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:

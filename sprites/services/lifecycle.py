@@ -17,6 +17,7 @@ from sprites.models import UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
 from .events import bill_wake, cause_for, fail, log_event, ms_since, require
+from .verify import verify_after_start
 
 
 def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
@@ -38,6 +39,7 @@ def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
     sprite.refresh_from_db(fields=["total_cost_usd", "total_runtime_seconds"])
     sprite.mark_online()
     log_event(sprite=sprite, action="start", actor=actor, duration_ms=ms_since(t0))
+    verify_after_start(sprite)
     return sprite
 
 

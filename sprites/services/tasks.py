@@ -10,6 +10,7 @@
 - `run_sprite_action`: one console bulk action on one sprite (start, stop, refresh, rotate,
   destroy); a bulk action enqueues one per sprite under a batch id the console follows.
 - `reconcile_fleet`: the console's "reconcile now" (services/reconcile.py).
+- `verify_gateway_task`: the end-to-end gateway check after a start (services/verify.py).
 
 Django 6: `django_tasks` becomes `django.tasks` (the imports below and in sprites/worker.py).
 """
@@ -28,7 +29,7 @@ from sprites.client import SpritesError
 from sprites.logcontext import sprite_context
 from sprites.models import UserSprite
 
-from . import lifecycle, provisioning
+from . import heal, lifecycle, provisioning
 from .errors import SpriteActionError
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ SPRITE_ACTIONS = {
     "refresh": lifecycle.refresh_status,
     "rotate_token": lifecycle.rotate_gateway_token,
     "destroy": lifecycle.destroy_sprite,
+    "restore_golden": heal.restore_golden,  # staff confirmed it: it replaces the user's data
 }
 
 
@@ -174,3 +176,11 @@ def reconcile_fleet(apply: bool = True, actor_pk: int | None = None) -> dict:
     actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
     run = reconcile(apply=apply, trigger="staff", actor=actor)
     return {"run": run.pk, "summary": run.summary(), "error": run.error}
+
+
+@task()
+def verify_gateway_task(sprite_pk: int) -> str:
+    """After a start: wait for the gateway through its sprite URL and record the check."""
+    from .verify import verify_started
+
+    return verify_started(sprite_pk)

@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from sprites import billing, services
+from sprites.client import SpritesClient
 from sprites.models import LifecycleEvent, ReconcileRun, UsageRecord, UserSprite
 from sprites.services.provisioning import GOLDEN_COMMENT
 from sprites.services.reconcile import reconcile, reconcile_if_due
@@ -108,22 +109,16 @@ def test_it_flags_a_ghost_and_the_user_provisions_again(db, emulator, settings, 
     assert emulator.exists(sprite.sprite_name) and again.sprite_id
 
 
-def test_a_sprite_missing_from_the_listing_but_found_by_name_is_no_ghost(db, emulator, settings):
-    settings.SPRITE_NAME_PREFIX = "claw-"
+def test_a_sprite_missing_from_the_listing_but_found_by_name_is_no_ghost(db, emulator, monkeypatch):
     row = make_sprite("claw-late", status=Status.SLEEPING, sprite_id="x")
     emulator.create_sprite("claw-late")
-    from sprites.services import reconcile as module
+    listed = SpritesClient.list_sprites
 
-    listed = module.get_client().list_sprites
+    def without_it(self, **kwargs):  # as if it were created while the listing ran
+        return [s for s in listed(self, **kwargs) if s.name != "claw-late"]
 
-    def without_it(**kwargs):  # as if it were created while the listing ran
-        return [s for s in listed(**kwargs) if s.name != "claw-late"]
-
-    module.get_client().list_sprites = without_it
-    try:
-        run = reconcile(apply=True)
-    finally:
-        del module.get_client().list_sprites
+    monkeypatch.setattr(SpritesClient, "list_sprites", without_it)
+    run = reconcile(apply=True)
     row.refresh_from_db()
     assert row.status == Status.SLEEPING and run.differences == []
 
