@@ -34,3 +34,15 @@ def test_it_reconciles_only_by_post_and_only_for_staff_who_may_operate(client, s
     assert "Reconcile now" not in client.get(CHANGELIST).content.decode()
     assert client.post(RECONCILE).status_code == 403
     assert not ReconcileRun.objects.exists()
+
+
+def test_it_lists_reconcile_runs_and_known_good_checkpoints_read_only(client, staff, emulator):
+    from sprites.services.reconcile import reconcile
+
+    emulator.make_orphan("claw-stranger", age_seconds=60)
+    reconcile(apply=False)
+    client.force_login(staff)
+    html = client.get("/admin/sprites/reconcilerun/").content.decode()
+    assert "1 orphan; dry run" in html
+    assert client.get("/admin/sprites/knowngoodcheckpoint/").status_code == 200
+    assert client.get("/admin/sprites/reconcilerun/add/").status_code == 403
