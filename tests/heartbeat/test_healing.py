@@ -164,16 +164,26 @@ def test_it_keeps_the_last_n_known_good_checkpoints(online, emulator, settings):
     assert online.golden_checkpoint_id in ids  # never the golden one
 
 
-def test_a_start_queues_a_check_of_the_gateway(online, emulator):
+def test_a_start_queues_a_check_of_the_gateway(online, emulator, monkeypatch):
     services.stop_sprite(sprite=online, actor=online.user)
     services.start_sprite(sprite=online, actor=online.user)  # the check runs in the (immediate) worker
     online.refresh_from_db()
     assert online.gateway_healthy is True
 
+    asked = []
+
+    def still_starting(url, **kwargs):
+        asked.append((url, kwargs["wait"]))
+        return "/startupz answered 503"
+
+    monkeypatch.setattr("sprites.services.verify.check_gateway", still_starting)
     services.stop_sprite(sprite=online, actor=online.user)
-    emulator.set_behavior(online.sprite_name, gateway_fails=True)
-    with pytest.raises(Exception):
-        services.start_sprite(sprite=online, actor=online.user)
+    services.start_sprite(sprite=online, actor=online.user)
+    online.refresh_from_db()
+    assert asked == [(online.sprite_url, 0.5)]  # it waited GATEWAY_VERIFY_WAIT_SECONDS
+    assert online.gateway_healthy is False and online.gateway_failures == 1
+    event = LifecycleEvent.objects.get(sprite=online, action="verify")
+    assert event.outcome == "failed" and event.detail == "after a start: /startupz answered 503"
 
 
 def test_the_sweep_reconciles_on_schedule_with_the_safe_rules(emulator, settings):
