@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -94,7 +93,8 @@ def _plan(sprite: UserSprite) -> Rung:
 
 
 def _act(rung: Rung) -> None:
-    """HTTP only (a worker thread): restart, or restore and start; then wait for the gateway."""
+    """HTTP only, no query (it runs on a worker thread): restart, or restore and start; then
+    wait for the gateway."""
     rung.started_at = timezone.now()
     name, client = rung.sprite.sprite_name, get_client()
     try:
@@ -113,8 +113,6 @@ def _act(rung: Rung) -> None:
     except Exception as exc:  # noqa: BLE001 - one sprite must never stop the others
         rung.error = f"{type(exc).__name__} while healing"
         logger.exception("Healing %s raised", name)
-    finally:
-        close_old_connections()
 
 
 def _restart(client, name: str) -> None:
