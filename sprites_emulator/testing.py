@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .models import Sprite
+from .models import Service, Sprite
 from .server import EmulatorServer, make_server
 
 T = TypeVar("T")
@@ -57,6 +57,10 @@ class EmulatorHandle:
         hang, gateway_fails, gateway_crash_on_wake, gateway_corrupt_on_wake, restore_fails); name "*" sets them for every sprite; a None value clears one."""
         return self._state.set_behavior(name, behavior)
 
+    def get_behavior(self, name: str) -> dict:
+        """The overrides in force for a sprite (one-shot ones vanish once spent)."""
+        return self._state.get_behavior(name)
+
     def add_pairing_request(self, name: str, **fields: Any) -> dict:
         """A browser asks this sprite's gateway to pair; returns the pending request."""
         return self._state.add_pairing_request(name, fields)
@@ -64,6 +68,14 @@ class EmulatorHandle:
     def create_sprite(self, name: str) -> dict:
         """Create a sprite directly (no HTTP, no faults, not counted); returns it as the API would."""
         return self._state.create_sprite({"name": name})
+
+    def run_service(self, name: str, service: str, *, cmd: str = "openclaw", args: tuple = ("gateway",),
+                    http_port: int | None = 8080) -> None:
+        """Define a service in a sprite and leave it running (no HTTP, no wake, not counted)."""
+        with self._state.lock:
+            sprite = self._state._get(name)
+            sprite.services[service] = Service(service, cmd, list(args), http_port=http_port, status="running",
+                                               pid=next(self._state._ids))
 
     def make_orphan(self, name: str, **body: Any) -> dict:
         """A sprite made behind the control plane's back (labels, checkpoint_comment, age_seconds)."""

@@ -18,12 +18,12 @@ from django.conf import settings
 from django.db.models import Count, F
 from django.utils import timezone
 
-from sprites import modelaccess, openclaw
+from sprites import billing, modelaccess, openclaw
 from sprites.client import SpritesConflict, SpritesError, check_gateway, get_client
 from sprites.models import KnownGoodCheckpoint, LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
-from .events import bill_wake, log_event
+from .events import log_event
 from .verify import verify_sprite
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Rung:
     checkpoint: str = ""  # RESTORE: the known-good checkpoint
     config: bytes = b""  # RESTORE: the config to write back, with the sprite's current token
     started_at: datetime | None = None
+    ended_at: datetime | None = None
     error: str = ""  # what the Sprites calls or the check said; "" = healed
 
 
@@ -113,6 +114,8 @@ def _act(rung: Rung) -> None:
     except Exception as exc:  # noqa: BLE001 - one sprite must never stop the others
         rung.error = f"{type(exc).__name__} while healing"
         logger.exception("Healing %s raised", name)
+    finally:
+        rung.ended_at = timezone.now()
 
 
 def _restart(client, name: str) -> None:
@@ -134,16 +137,23 @@ def _record(rung: Rung) -> bool:
         return False
     action = "heal_restart" if rung.step == RESTART else "heal_restore"
     what = "restarted the gateway" if rung.step == RESTART else f"restored known-good checkpoint {rung.checkpoint}"
-    bill_wake(sprite=sprite, cause=UsageRecord.Cause.HEARTBEAT, tag=action, started_at=rung.started_at)
+    _bill(rung, cause=UsageRecord.Cause.HEARTBEAT, tag=action)
     now = timezone.now()
     UserSprite.objects.record_gateway_checks({sprite.pk: rung.error}, now)
     if rung.error:
         UserSprite.objects.filter(pk=sprite.pk).update(heal_attempts=F("heal_attempts") + 1)
-    duration = int((now - rung.started_at).total_seconds() * 1000)
+    duration = int((rung.ended_at - rung.started_at).total_seconds() * 1000)
     log_event(sprite=sprite, action=action, outcome=LifecycleEvent.Outcome.FAILED if rung.error else "ok",
               detail=f"{what}: {rung.error}" if rung.error else f"{what}: the gateway answers again",
               duration_ms=duration)
     return not rung.error
+
+
+def _bill(rung: Rung, *, cause: str, tag: str) -> None:
+    """The wake a heal step caused: its own wall time (not the batch's) plus the idle tail."""
+    wall = (rung.ended_at - rung.started_at).total_seconds()
+    billing.record_usage(billing.wake(sprite_id=rung.sprite.pk, cause=cause, tag=tag, started_at=rung.started_at,
+                                      wall_seconds=wall, detail={"action": tag}))
 
 
 def prune_known_good(*, keep: int | None = None, limit: int = 200) -> int:
@@ -179,7 +189,7 @@ def restore_golden(*, sprite: UserSprite, actor) -> UserSprite:
                 config=openclaw.render_config(token=sprite.gateway_token, sprite_url=sprite.sprite_url,
                                               model=modelaccess.credential_for(sprite)))
     _act(rung)
-    bill_wake(sprite=sprite, cause=UsageRecord.Cause.STAFF, tag="restore_golden", started_at=rung.started_at)
+    _bill(rung, cause=UsageRecord.Cause.STAFF, tag="restore_golden")
     error = verify_sprite(sprite) if not rung.error else rung.error
     log_event(sprite=sprite, action="restore_golden", actor=actor,
               outcome=LifecycleEvent.Outcome.FAILED if error else LifecycleEvent.Outcome.OK,
