@@ -35,13 +35,13 @@ from .metrics import persist_api_calls, sprites_api_problem
 from .pairing import approve_pairing_request, create_dashboard_link, list_pairing_requests
 from .pool import fill_pool
 from .provisioning import new_sprite_name, provision_sprite, resume_stuck_provisioning, run_provisioning
-from .reconcile import reconcile, reconcile_if_due
+from .reconcile import reconcile_if_due
 from .storage import accrue_storage
 
 __all__ = [
     "CommandFailed", "GatewayFailed", "Outcome", "PairingRequestNotFound", "SpriteActionError", "Target",
     "WakeResult", "accrue_storage", "alert", "approve_pairing_request", "create_dashboard_link", "destroy_sprite",
     "fill_pool", "heal_fleet", "list_pairing_requests", "log_event", "new_sprite_name", "provision_sprite", "refresh_status",
-    "persist_api_calls", "reconcile", "reconcile_if_due", "restore_golden", "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn",
+    "persist_api_calls", "reconcile_if_due", "restore_golden", "resume_stuck_provisioning", "rotate_gateway_token", "run_provisioning", "run_turn",
     "sprites_api_problem", "start_sprite", "stop_sprite", "sync_vm_states",
 ]
