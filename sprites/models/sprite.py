@@ -261,6 +261,9 @@ class UserSprite(GatewayHealth, models.Model):
             # The heartbeat's due-selection and the pool claim.
             models.Index(fields=["status", "last_heartbeat"], name="sprite_status_hb_idx"),
             models.Index(fields=["user", "status"], name="sprite_user_status_idx"),
+            # The heal's pick, each sweep: the few whose gateway check failed.
+            models.Index(fields=["gateway_failed_at"], condition=Q(gateway_failures__gt=0),
+                         name="sprite_gateway_failing_idx"),
         ]
 
     def __str__(self) -> str:
