@@ -46,3 +46,27 @@ def test_it_lists_reconcile_runs_and_known_good_checkpoints_read_only(client, st
     assert "1 orphan; dry run" in html
     assert client.get("/admin/sprites/knowngoodcheckpoint/").status_code == 200
     assert client.get("/admin/sprites/reconcilerun/add/").status_code == 403
+
+
+def test_it_shows_each_sprites_gateway_health_and_the_alert_hook_logs_and_records(client, staff, alice, caplog):
+    from django.utils import timezone
+
+    from sprites.models import LifecycleEvent
+    from sprites.services import alert
+    from tests.conftest import make_sprite
+
+    good = make_sprite("claw-good", user=alice, status="online", gateway_ok_at=timezone.now())
+    bad = make_sprite("claw-bad", status="online", gateway_failed_at=timezone.now(), gateway_failures=3,
+                      gateway_error="/startupz answered 503", heal_attempts=2)
+    make_sprite("claw-new", status="online")
+    with caplog.at_level("ERROR", logger="sprites.services.heal"):
+        alert(bad, "gateway still failing after it was restarted and restored")
+    assert "Sprite claw-bad needs a person" in caplog.text
+    assert LifecycleEvent.objects.get(sprite=bad, action="heal_alert").outcome == "failed"
+
+    client.force_login(staff)
+    html = client.get(CHANGELIST).content.decode()
+    assert "failing ×3, needs staff" in html and 'title="/startupz answered 503"' in html
+    assert "not checked" in html and ">ok</span>" in html
+    page = client.get(f"/admin/sprites/usersprite/{good.pk}/change/").content.decode()
+    assert "Gateway health" in page and "consecutive gateway failures" in page.lower()
