@@ -29,7 +29,7 @@ class Report:
         self.prefix, self.say, self.emulator = prefix, say, emulator
         self.armed: set[str] = set()  # crash faults armed, not yet fired (no wake yet)
         self.broken: set[str] = set()  # fired: a wake crashed the gateway
-        self.unexplained = self.twice = self.late = self.incidents = 0
+        self.unexplained = self.twice = self.late = self.incidents = self.disarmed = 0
 
     def window(self, w: int, run, *, armed: set, dead: set, faulty: bool, ids: dict) -> None:
         wakes = list(HeartbeatWake.objects.filter(run=run).values_list("sprite_id", "outcome", "error"))
@@ -51,6 +51,13 @@ class Report:
         self.say(f"window {w + 1}{'' if faulty else ' (faults off)'}: woke {len(ok)}/{len(ids)} in {run.duration_seconds or 0:.1f} s;"
                  f" late {len(late)} ({why}); gateways broken by wakes {len(fired)}"
                  + (f"; {notes}" if notes else ""))
+
+    def disarm(self) -> None:
+        """Wake faults armed but never fired (no wake since) are taken back."""
+        for name in self.armed:
+            self.emulator.set_behavior(name, **{key: None for key in WAKE_FAULTS})
+        self.disarmed = len(self.armed)
+        self.armed = set()
 
     def finish(self, *, names: list[str], orphans: int, wall: float) -> None:
         sprites = UserSprite.objects.filter(sprite_name__in=names)
@@ -87,7 +94,7 @@ class Report:
                          .values_list("action", "outcome"))
         self.say("heal events: " + ", ".join(f"{a} {o} {n}" for (a, o), n in sorted(events.items())))
         self.say(f"broken gateways: {self.incidents} wakes broke one, on {len(rows)} sprites "
-                 f"({len(self.armed)} armed but never woken since)")
+                 f"({self.disarmed} armed faults never fired: no wake before the faults went off)")
         self._line("broken gateways healed or alerted", f"{len(healed)} healed + {len(alerted)} alerted of {len(rows)}",
                    "all", pending == 0)
 

@@ -116,6 +116,8 @@ class Soak:
         for w in range(o["windows"] + RECOVERY_WINDOWS):
             faulty = w < o["windows"]
             self._faults(on=faulty)
+            if w == o["windows"]:
+                self.report.disarm()  # faults off: no new breakage, only what is broken heals
             at = first + w * interval + timedelta(seconds=5)
             with time_machine.travel(at, tick=True):
                 armed = self._arm() if faulty else set()
