@@ -9,7 +9,7 @@ EMULATOR_PORT ?= 8765
 PGPORT ?= 54329
 export PGPORT
 
-.PHONY: help install run emulator test test-sqlite test-openclaw bench check lint clean
+.PHONY: help install run emulator test test-sqlite test-openclaw bench soak check lint clean
 
 help:
 	@echo "make run           install, migrate, start the Sprites emulator + task worker + web app on $(HOST):$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint          ruff (configuration in pyproject.toml); CI runs it"
 	@echo "make check         system checks (DEBUG on, as make run) + no missing migrations"
 	@echo "make bench         heartbeat sweep, provisioning and admin benchmarks (prints figures)"
+	@echo "make soak          a fleet that heals: 1,000 sprites, 2 h of windows, 20% of calls failing"
 	@echo "make emulator      only the Sprites emulator, on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make install       the virtualenv in $(VENV) with requirements-dev.txt"
 	@echo "make clean         remove the virtualenv, run state and collected static files"
@@ -97,6 +98,15 @@ bench: install
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
 	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
+
+# The soak of issue 14 (docs/operations.md "A fleet that heals"), on the same scratch database.
+soak: install
+	@URL=$$(scripts/pg.sh start) || exit 1; \
+	  trap 'scripts/pg.sh stop' EXIT; \
+	  scripts/pg.sh createdb bench_clawdirector; \
+	  export DATABASE_URL=$${URL%/*}/bench_clawdirector $(BENCH_ENV); \
+	  $(PY) manage.py migrate --noinput -v0 && \
+	  $(PY) manage.py bench_soak $(SOAK_ARGS)
 
 # The development configuration, as `make run` has it (production's checks need its secrets:
 # run `manage.py check --deploy` with them, docs/configuration.md).

@@ -237,6 +237,26 @@ TASK_QUEUE_ALERT_SECONDS = env.int("TASK_QUEUE_ALERT_SECONDS", default=300)
 # task) is set up again by the heartbeat's side job.
 SPRITE_PROVISION_STUCK_SECONDS = env.int("SPRITE_PROVISION_STUCK_SECONDS", default=120)
 SPRITE_NAME_PREFIX = env.str("SPRITE_NAME_PREFIX", default="claw-")
+# A fleet that heals (issue 14; docs/operations.md "A fleet that heals").
+# Reconciliation: a sprite at the provider with no row is destroyed only once it is this old
+# (a crash between the two is seconds; a restored database backup is not an excuse to wait).
+RECONCILE_ORPHAN_GRACE_SECONDS = env.int("RECONCILE_ORPHAN_GRACE_SECONDS", default=3600)
+# The sweep reconciles at most this often (0 = never on schedule: the command and the console
+# only); on schedule it applies the safe rules, and destroys orphans only with the next one on.
+RECONCILE_EVERY_MINUTES = env.int("RECONCILE_EVERY_MINUTES", default=60)
+RECONCILE_DESTROY_ON_SCHEDULE = env.bool("RECONCILE_DESTROY_ON_SCHEDULE", default=False)
+# A set-up resumed this many times by reconciliation is failed (`error`) instead of resumed.
+RECONCILE_MAX_RESUMES = env.int("RECONCILE_MAX_RESUMES", default=3)
+# Verify after wake: GET <sprite URL>/startupz after each heartbeat turn and start.
+GATEWAY_VERIFY = env.bool("GATEWAY_VERIFY", default=True)
+GATEWAY_VERIFY_TIMEOUT_SECONDS = env.float("GATEWAY_VERIFY_TIMEOUT_SECONDS", default=5.0)
+# After a restart or a restore, how long the gateway may take to answer 200 (~17 s measured).
+GATEWAY_VERIFY_WAIT_SECONDS = env.float("GATEWAY_VERIFY_WAIT_SECONDS", default=45.0)
+# Known-good checkpoints: one after a verified heartbeat at most this often; the last N kept.
+HEAL_CHECKPOINT_EVERY_HOURS = env.int("HEAL_CHECKPOINT_EVERY_HOURS", default=24)
+HEAL_KEEP_CHECKPOINTS = env.int("HEAL_KEEP_CHECKPOINTS", default=3)
+# Sprites healed (restart, restore) per sweep, so a broken fleet never stalls the sweep.
+HEAL_PER_SWEEP = env.int("HEAL_PER_SWEEP", default=50)
 SPRITE_POOL_SIZE = env.int("SPRITE_POOL_SIZE", default=2)
 SPRITE_NETWORK_ALLOW = env.list(
     "SPRITE_NETWORK_ALLOW",

@@ -11,9 +11,12 @@ once the table's statistics made a nested loop cheapest). A materialized CTE run
 """
 
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from sprites.models import UserSprite
 from sprites.models.sprite import heartbeat_slot
@@ -43,19 +46,35 @@ def claim(*, limit: int, interval: timedelta, lease: timedelta, force: bool = Fa
     lease_col = qn(meta.get_field("heartbeat_lease_until").column)
     name_col = qn(meta.get_field("sprite_name").column)
     public_col = qn(meta.get_field("public_id").column)
+    url_col, good_col = qn(meta.get_field("sprite_url").column), qn(meta.get_field("known_good_at").column)
     adapt = connection.ops.adapt_datetimefield_value
     # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
     sql = (
         f"WITH picked (pk) AS MATERIALIZED ({inner_sql}) "
         f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN (SELECT pk FROM picked) "
-        f"AND ({lease_col} IS NULL OR {lease_col} < %s) RETURNING {pk}, {name_col}, {public_col}"
+        f"AND ({lease_col} IS NULL OR {lease_col} < %s) "
+        f"RETURNING {pk}, {name_col}, {public_col}, {url_col}, {good_col}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*inner_params, adapt(now + lease), adapt(now)])
         rows = cursor.fetchall()
-    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]),
+    stale = now - timedelta(hours=settings.HEAL_CHECKPOINT_EVERY_HOURS)
+    return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]), url=row[3] or "",
+                          checkpoint_due=_before(row[4], stale),
                           slot=None if force else heartbeat_slot(row[0], now, interval)) for row in rows),
                   key=lambda t: t.pk)
+
+
+def _before(value, instant: datetime) -> bool:
+    """A raw timestamp column (a datetime on PostgreSQL, text on SQLite) is None or before
+    `instant`: whether a verified turn should leave a known-good checkpoint (issue 14)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is None:
+        return True
+    if timezone.is_naive(value):  # SQLite keeps UTC without the offset
+        value = value.replace(tzinfo=dt_timezone.utc)
+    return value < instant
 
 
 def release(pks: list[int]) -> None:

@@ -19,6 +19,7 @@ from sprites import billing
 from sprites.models import Counter, UsageRecord, UserSprite
 from sprites.models.counters import Increments, observe
 from sprites.services import WakeResult, budgets
+from sprites.services.verify import record_checks
 
 # Histogram buckets (seconds). A turn is bounded by HEARTBEAT_TIMEOUT_SECONDS plus the exec's
 # margin; a wake is late by at most one interval (15 min) before it belongs to the next.
@@ -56,6 +57,9 @@ def _flush_once(results: list[WakeResult], *, run: HeartbeatRun, cause: str, int
         UserSprite.objects.record_heartbeats({r.sprite_id: r.started_at for r in results if r.done}, now)
         UserSprite.objects.record_heartbeat_failures({r.sprite_id: r.error for r in results if not r.done}, now,
                                                      retry_after=retry_after or None)
+        record_checks({r.sprite_id: r.gateway_error for r in results if r.gateway_error is not None},
+                      {r.sprite_id: (r.known_good_checkpoint, r.started_at) for r in results if r.known_good_checkpoint},
+                      now)
         totals, wakes = Totals(), []
         for r in results:
             mine = [u for u in usages[r.sprite_id] if u.key in written]

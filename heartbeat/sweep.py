@@ -7,7 +7,8 @@ writing results is `record`; the money is `sprites.billing` (see docs/cost-model
 A sweep (a "tick": they run every minute or so, see docs/operations.md) wakes the sprites whose
 own window has opened, as the provider's running cap admits them, within its time budget. The
 first tick of each interval window also syncs every sprite's VM state first and runs the side
-jobs after (storage accrual, pruning old wake records, the warm pool top-up); no side job fails it.
+jobs after (storage accrual, budgets, pruning old wake records, reconciling with the provider,
+the warm pool top-up); every whole tick heals broken gateways. No side job fails it.
 """
 
 import logging
@@ -79,6 +80,10 @@ def run_sweep(
             if housekeeping:
                 _note(run, "vm states", lambda: f"{services.sync_vm_states()} synced")
             Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline).run_all()
+            if ids is None:
+                # Gateways that failed their check after a wake, every tick, so a broken one is
+                # seen to within a minute: restart, restore, alert (one rung each).
+                _note(run, "heal", services.heal_fleet)
             if housekeeping:
                 _side_jobs(run, hourly=run.started_at - window_start(run.started_at, timedelta(hours=1)) < config.interval)
         run.skipped = max(candidates - run.due, 0)
@@ -144,6 +149,9 @@ def _side_jobs(run: HeartbeatRun, *, hourly: bool) -> None:
     _note(run, "storage", storage)
     _note(run, "budgets", lambda: str(budgets.enforce()))  # caps, the month's roll-over, storage's share
     _note(run, "pruning wake records", prune)
+    # At most every RECONCILE_EVERY_MINUTES, the safe rules (docs/operations.md); before the
+    # pool top-up, so an adopted orphan counts towards the pool.
+    _note(run, "reconcile", lambda: getattr(services.reconcile_if_due(), "summary", lambda: "")())
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
     # Queues set-up tasks and returns: the worker runs them (never this request or command).
     _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")

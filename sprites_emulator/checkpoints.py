@@ -67,10 +67,15 @@ class CheckpointsMixin:
             sprite = self._get(name)
             snap = self._checkpoint(sprite, checkpoint_id).snapshot
             self._touch(sprite, self.now())
+            if self._behavior(name).get("restore_fails"):
+                failed = {"type": "error", "error": "restore failed: overlay could not be mounted (emulated)",
+                          "time": rfc3339(self.wall(self.now()), nanos=True)}
+                return iter([*self._progress([("info", f"Restoring from checkpoint {checkpoint_id}...")]), failed])
             self._cancel_sessions(sprite)
             sprite.files, sprite.dirs = dict(snap.files), set(snap.dirs)
             sprite.services = {n: s.definition() for n, s in snap.services.items()}
             sprite.openclaw_installed = snap.openclaw_installed
+            sprite.config_corrupt = snap.config_corrupt
             sprite.pending, sprite.paired = copy.deepcopy(snap.pending), copy.deepcopy(snap.paired)
         # The text lines of a recorded real response (sprites-ruby checkpoints_restore.yml).
         return self._progress([

@@ -21,6 +21,10 @@ BEHAVIOR_FIELDS: dict[str, type] = {
     "heartbeat_error": str,  # the failed turn's message (with heartbeat_exit_code)
     "hang": bool,
     "gateway_fails": bool,
+    # drift.py: one-shot, spent on the sprite's next wake; and a restore that fails.
+    "gateway_crash_on_wake": bool,
+    "gateway_corrupt_on_wake": bool,
+    "restore_fails": bool,
 }
 
 

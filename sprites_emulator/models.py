@@ -74,6 +74,7 @@ class Snapshot:
     openclaw_installed: bool
     pending: dict
     paired: dict
+    config_corrupt: bool = False
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Sprite:
     dirs: set = field(default_factory=lambda: {"/", "/home", HOME, "/tmp"})
     services: dict = field(default_factory=dict)
     openclaw_installed: bool = False
+    config_corrupt: bool = False  # the OpenClaw config is broken: the gateway exits 78
     pending: dict = field(default_factory=dict)  # requestId -> pending pairing request
     paired: dict = field(default_factory=dict)  # deviceId -> paired device
     checkpoints: list = field(default_factory=list)
@@ -153,6 +155,7 @@ class Sprite:
             openclaw_installed=self.openclaw_installed,
             pending=copy.deepcopy(self.pending),
             paired=copy.deepcopy(self.paired),
+            config_corrupt=self.config_corrupt,
         )
 
     def gateway(self) -> Service | None:

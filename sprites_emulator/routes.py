@@ -142,6 +142,9 @@ class EmulatorHandler(WireHandler):
                 return self._send_json(200, state.list_checkpoints(name))
             if len(tail) == 1 and method == "GET":
                 return self._send_json(200, state.get_checkpoint(name, tail[0]))
+            if len(tail) == 1 and method == "DELETE":
+                state.delete_checkpoint(name, tail[0])
+                return self._send(204)
             if len(tail) == 2 and tail[1] == "restore" and method == "POST":
                 return self._stream_ndjson(state.restore_checkpoint(name, tail[0]))
         if head == "fs" and len(tail) == 1:
@@ -278,6 +281,11 @@ class EmulatorHandler(WireHandler):
             raise _method_not_allowed()
         if what == "pairing-request" and method == "POST":
             return self._send_json(201, state.add_pairing_request(name, self._json_body(optional=True)))
+        if what == "orphan" and method == "POST":
+            return self._send_json(201, state.make_orphan(name, self._json_body(optional=True)))
+        if what == "vanish" and method == "POST":
+            state.vanish(name)
+            return self._send(204)
         raise ApiError(404, {"error": "not found"})
 
 

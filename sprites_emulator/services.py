@@ -70,7 +70,8 @@ class ServicesMixin:
         self._begin(sprite, now)
         pid = next(self._ids)
         command = " ".join([service.cmd, *service.args])
-        if self._behavior(sprite.name).get("gateway_fails") and service is sprite.gateway():
+        broken = self._behavior(sprite.name).get("gateway_fails") or sprite.config_corrupt
+        if broken and service is sprite.gateway():
             # OpenClaw exits 78 on an invalid config (openclaw.md).
             service.status, service.pid, service.error = "failed", None, "exited with code 78"
             return [

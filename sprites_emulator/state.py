@@ -41,6 +41,7 @@ from dataclasses import asdict, replace
 
 from .checkpoints import CheckpointsMixin
 from .control import ControlMixin
+from .drift import DriftMixin
 from .errors import ApiError, not_found
 from .exec import ExecMixin
 from .fs import FilesMixin
@@ -54,7 +55,7 @@ SPRITE_VERSION = "v0.0.1-emulator"
 
 
 class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, FilesMixin, PolicyMixin,
-                    ControlMixin):
+                    ControlMixin, DriftMixin):
     """Everything the emulator knows. Thread-safe; the server holds one per process."""
 
     def __init__(self, options: Options | None = None, *, base_url: str = "http://127.0.0.1"):
@@ -218,6 +219,7 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
                     sprite.previous_warming = sprite.last_end + idle
                 sprite.run_start = now
                 sprite.wakes += 1
+                self._on_wake(sprite)
         sprite.active += 1
 
     def _end(self, sprite: Sprite, now: float) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .models import Sprite
+from .models import Service, Sprite
 from .server import EmulatorServer, make_server
 
 T = TypeVar("T")
@@ -60,8 +60,13 @@ class EmulatorHandle:
 
     def set_behavior(self, name: str, **behavior: Any) -> dict:
         """Per-sprite overrides (heartbeat_exit_code, heartbeat_seconds, heartbeat_cost_usd,
-        heartbeat_error, hang, gateway_fails); name "*" sets them for every sprite; a None value clears one."""
+        heartbeat_error, hang, gateway_fails, gateway_crash_on_wake, gateway_corrupt_on_wake, restore_fails);
+        name "*" sets them for every sprite; a None value clears one."""
         return self._state.set_behavior(name, behavior)
+
+    def get_behavior(self, name: str) -> dict:
+        """The overrides in force for a sprite (one-shot ones vanish once spent)."""
+        return self._state.get_behavior(name)
 
     def add_pairing_request(self, name: str, **fields: Any) -> dict:
         """A browser asks this sprite's gateway to pair; returns the pending request."""
@@ -70,6 +75,22 @@ class EmulatorHandle:
     def create_sprite(self, name: str) -> dict:
         """Create a sprite directly (no HTTP, no faults, not counted); returns it as the API would."""
         return self._state.create_sprite({"name": name})
+
+    def run_service(self, name: str, service: str, *, cmd: str = "openclaw", args: tuple = ("gateway",),
+                    http_port: int | None = 8080) -> None:
+        """Define a service in a sprite and leave it running (no HTTP, no wake, not counted)."""
+        with self._state.lock:
+            sprite = self._state._get(name)
+            sprite.services[service] = Service(service, cmd, list(args), http_port=http_port, status="running",
+                                               pid=next(self._state._ids))
+
+    def make_orphan(self, name: str, **body: Any) -> dict:
+        """A sprite made behind the control plane's back (labels, checkpoint_comment, age_seconds)."""
+        return self._state.make_orphan(name, body)
+
+    def vanish(self, name: str) -> None:
+        """Delete a sprite behind the control plane's back (a ghost row)."""
+        self._state.vanish(name)
 
     def reset(self) -> None:
         self._state.reset()

@@ -25,3 +25,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # (A worker process a test starts gets TASKS_BACKEND=django_tasks_db.DatabaseBackend.)
 TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks.backends.immediate.ImmediateBackend"),
                      "QUEUES": ["default", "setup"]}}
+# A fleet that heals (issue 14): off unless a test turns it on, so the sweep's other tests
+# see exactly the Sprites calls they mock (tests/sprites/services/test_reconcile.py and
+# tests/heartbeat/test_healing.py turn them on).
+RECONCILE_EVERY_MINUTES = 0
+GATEWAY_VERIFY = False

@@ -1,3 +1,3 @@
 """The console's ModelAdmins; importing this package registers them with the admin site."""
 
-from console.admin import history, notifications, usersprite  # noqa: F401
+from console.admin import healing, history, notifications, usersprite  # noqa: F401

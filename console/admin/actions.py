@@ -77,11 +77,22 @@ class SpriteActions:
         if request.POST.get("post") == "yes":
             self._queue(request, queryset, "destroy", "Destroyed")
             return None
+        return self._confirm(request, queryset, "Destroy sprites?", "destroy_confirmation.html")
+
+    @admin.action(description="Restore the golden image (replaces the user's data)…", permissions=["operate"])
+    def restore_golden(self, request, queryset):
+        queryset = queryset.filter(status__in=UserSprite.IN_SERVICE).exclude(golden_checkpoint_id="")
+        if request.POST.get("post") == "yes":
+            self._queue(request, queryset, "restore_golden", "Restored the golden image of")
+            return None
+        return self._confirm(request, queryset, "Restore the golden image?", "restore_golden_confirmation.html")
+
+    def _confirm(self, request, queryset, title: str, template: str):
         context = {
             **self.admin_site.each_context(request),
-            "title": "Destroy sprites?",
+            "title": title,
             "opts": self.opts,
             "queryset": queryset,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
-        return TemplateResponse(request, "admin/sprites/usersprite/destroy_confirmation.html", context)
+        return TemplateResponse(request, f"admin/sprites/usersprite/{template}", context)

@@ -48,6 +48,19 @@ class SpriteColumns:
     def heartbeat_display(self, obj):
         return live_cell(obj, "heartbeat", self.heartbeat_html(obj))
 
+    @admin.display(description="Gateway", ordering="gateway_failures")
+    def gateway_health_display(self, obj):
+        """The end-to-end check after the last wake (issue 14), and how far the heal went."""
+        healthy = obj.gateway_healthy
+        if healthy is None:
+            return mark_safe('<span class="sprite-muted">not checked</span>')
+        if healthy:
+            return format_html('<span title="last good {}">ok</span>', exact_time(obj.gateway_ok_at))
+        healing = {"restarted": ", restarted", "restored": ", restored", "needs_staff": ", needs staff"}.get(
+            obj.healing, "")
+        return format_html('<span class="sprite-error" title="{}">failing ×{}{}</span>',
+                           Truncator(obj.gateway_error).chars(200), obj.gateway_failures, healing)
+
     def runtime_html(self, obj):
         return f"{obj.total_runtime_hours} h"
 

@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 
-from console import views
+from console import healing, views
 from console.admin.actions import SpriteActions
 from console.admin.base import NoEditing
 from console.admin.columns import SpriteColumns
@@ -42,6 +42,7 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
         "projected_display",
         "error_display",
         "vm_model_month_display",
+        "gateway_health_display",
     )
     list_display_links = ("sprite_name",)
     list_filter = (
@@ -54,7 +55,7 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
     search_fields = ("user__email", "user__username", "sprite_name")
     list_select_related = ("user",)
     list_per_page = 50
-    actions = ["start", "stop", "heartbeat_now", "rotate_token", "refresh", "destroy"]
+    actions = ["start", "stop", "heartbeat_now", "rotate_token", "refresh", "restore_golden", "destroy"]
     readonly_fields = (
         "public_id",
         "status_badge",
@@ -67,6 +68,7 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
         "projected_display",
         "budget_display",
         "ledger_links",
+        "gateway_health_display",
         "history",
     )
     change_list_template = "admin/sprites/usersprite/change_list.html"
@@ -105,6 +107,8 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
                 },
             ),
             ("Last error", {"fields": ["last_error", "last_error_at"]}),
+            ("Gateway health", {"fields": ["gateway_health_display", "gateway_ok_at", "gateway_failed_at",
+                                           "gateway_failures", "gateway_error", "heal_alerted_at", "known_good_at"]}),
             ("History", {"fields": ["history"]}),
             (
                 "Dates",
@@ -118,6 +122,7 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
         return [
             path("live/", view(views.live(self)), name="%s_%s_live" % info),
             path("tasks/<slug:batch>/", view(task_batch(self)), name="%s_%s_tasks" % info),
+            path("reconcile/", view(healing.reconcile_now(self)), name="%s_%s_reconcile" % info),
             path(
                 "<path:object_id>/reveal-token/",
                 view(views.reveal_token(self)),
@@ -128,7 +133,8 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
         ]
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {"title": "Sprites: status and cost", **(extra_context or {}), **self.console_context(request)}
+        extra_context = {"title": "Sprites: status and cost", **(extra_context or {}), **self.console_context(request),
+                         "reconcile": healing.last_reconciliation(), "can_operate": self.has_operate_permission(request)}
         return super().changelist_view(request, extra_context)
 
     def console_context(self, request) -> dict:

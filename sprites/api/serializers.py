@@ -68,6 +68,13 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
             "`over_budget` and a start answers 402)."
         )
     )
+    gateway_health = serializers.SerializerMethodField(
+        help_text=(
+            "The end-to-end check of the gateway through the sprite URL after each wake: `healthy` (null "
+            "until checked once), `last_good`, `last_bad`, `consecutive_failures`, `error`, and `healing` "
+            "(\"\", \"restarted\", \"restored\" or \"needs_staff\")."
+        )
+    )
 
     class Meta:
         model = UserSprite
@@ -75,7 +82,7 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
             "id", "status", "vm_state", "vm_state_checked_at", "last_heartbeat",
             "total_runtime_minutes", "total_runtime_hours", "cost_to_date_usd", "projected_monthly_cost_usd",
             "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at", "model_access",
-            "budget",
+            "budget", "gateway_health",
         ]
         read_only_fields = fields
 
@@ -89,6 +96,13 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
         "backend": {"type": "string"}, "configured": {"type": "boolean"}, "over_budget": {"type": "boolean"}}})
     def get_model_access(self, sprite: UserSprite) -> dict:
         return modelaccess.status_of(sprite)
+
+    @extend_schema_field({"type": "object", "properties": {
+        "healthy": {"type": "boolean", "nullable": True}, "last_good": {"type": "string", "nullable": True},
+        "last_bad": {"type": "string", "nullable": True}, "consecutive_failures": {"type": "integer"},
+        "error": {"type": "string"}, "healing": {"type": "string"}}})
+    def get_gateway_health(self, sprite: UserSprite) -> dict:
+        return sprite.gateway_health()
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_gateway_ws_url(self, sprite: UserSprite) -> str:

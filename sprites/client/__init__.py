@@ -1,6 +1,7 @@
 """The Sprites REST API client, the only code that speaks HTTP to Sprites: `http` (the client
-and its retries), `errors` (the exception family), `types` (typed results), `wire` (reading
-error bodies, exec frames and NDJSON streams)."""
+and its retries), `checkpoints` (its checkpoint calls), `errors` (the exception family),
+`types` (typed results), `wire` (reading error bodies, exec frames and NDJSON streams); and
+`gateway`, the end-to-end check of a gateway through its sprite URL (no org token)."""
 
 from .errors import (
     SpriteNotFound,
@@ -12,6 +13,7 @@ from .errors import (
     SpritesRateLimited,
     SpritesUnavailable,
 )
+from .gateway import check_gateway
 from .http import SpritesClient, get_client
 from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
 from .wire import parse_exec_body, parse_exec_frames
@@ -20,5 +22,5 @@ __all__ = [
     "Checkpoint", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
     "SpritesBadRequest", "SpritesCapacityExceeded",
     "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
-    "get_client", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
+    "check_gateway", "get_client", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
 ]

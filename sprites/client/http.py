@@ -22,6 +22,7 @@ import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from .checkpoints import CheckpointsMixin
 from .errors import (
     SpriteNotFound,
     SpritesConflict,
@@ -29,8 +30,8 @@ from .errors import (
     SpritesUnavailable,
 )
 from .tally import endpoint_of, error_kind, tally
-from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
-from .wire import error_for, raise_stream_error, read_exec, seg, stream_events
+from .types import ExecResult, OrgInfo, Service, Sprite, StreamEvent
+from .wire import error_for, read_exec, seg, stream_events
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ MAX_RETRY_WAIT = 10.0
 # --- The client --------------------------------------------------------------------------------
 
 
-class SpritesClient:
+class SpritesClient(CheckpointsMixin):
     """Thread-safe: share one per process (see `get_client`)."""
 
     def __init__(
@@ -287,40 +288,6 @@ class SpritesClient:
             self._request("DELETE", f"/sprites/{seg(name)}/services/{seg(service)}", ok=(200, 204))
         except SpriteNotFound:
             pass
-
-    # -- checkpoints
-
-    def create_checkpoint(self, name: str, *, comment: str = "") -> str:
-        """Create a checkpoint and return its id, parsed from the stream's text."""
-        body = {"comment": comment} if comment else {}
-        response = self._request("POST", f"/sprites/{seg(name)}/checkpoint", json_body=body,
-                                 stream=True, read_timeout=max(self.read_timeout, 300))
-        events = stream_events(response)
-        raise_stream_error(events, f"checkpoint of sprite {name}")
-        checkpoint_id = parse_checkpoint_id(events)
-        if not checkpoint_id:
-            raise SpritesUnavailable(f"Checkpoint of sprite {name} gave no id", code="no_checkpoint_id")
-        return checkpoint_id
-
-    def list_checkpoints(self, name: str) -> list[Checkpoint]:
-        data = self._json(self._request("GET", f"/sprites/{seg(name)}/checkpoints"))
-        if isinstance(data, dict):
-            data = data.get("checkpoints") or []
-        # "Current" is a pseudo-entry for the live filesystem, not a checkpoint.
-        return [Checkpoint.from_json(c) for c in data if isinstance(c, dict) and c.get("id") != "Current"]
-
-    def get_checkpoint(self, name: str, checkpoint_id: str) -> Checkpoint:
-        return Checkpoint.from_json(
-            self._json(self._request("GET", f"/sprites/{seg(name)}/checkpoints/{seg(checkpoint_id)}"))
-        )
-
-    def restore_checkpoint(self, name: str, checkpoint_id: str) -> list[StreamEvent]:
-        """Restore is idempotent (the same overlay again), so it is retried."""
-        response = self._request("POST", f"/sprites/{seg(name)}/checkpoints/{seg(checkpoint_id)}/restore",
-                                 stream=True, retry=True, read_timeout=max(self.read_timeout, 300))
-        events = stream_events(response)
-        raise_stream_error(events, f"restore of sprite {name}")
-        return events
 
     # -- filesystem
 

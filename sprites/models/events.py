@@ -27,6 +27,10 @@ class LifecycleEvent(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
     detail = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Money an action saves (an orphan destroyed: its storage per month; a pool sprite
+    # adopted: the set-up not redone) or cost (an orphan's storage until it was found).
+    saved_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

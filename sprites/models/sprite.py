@@ -23,6 +23,7 @@ from django.db.models.functions import Mod
 from django.utils import timezone
 
 from sprites.fields import EncryptedTextField
+from sprites.models.health import GatewayHealth, gateway_check_updates
 from sprites.models.ledger import HOURS_PER_MONTH, ZERO
 
 ERROR_CHARS = 2000
@@ -192,6 +193,22 @@ class SpriteQuerySet(models.QuerySet):
             updated_at=timezone.now()
         ))
 
+    def record_gateway_checks(self, checks: dict[int, str], now: datetime) -> int:
+        """A batch of end-to-end gateway checks (pk -> "" or the error): see models/health.py."""
+        return gateway_check_updates(self, checks, now)
+
+    def adopt_orphan(self, *, name: str, sprite_id: str, url: str, created_at: datetime | None,
+                     golden_checkpoint_id: str = "") -> "UserSprite":
+        """A row for a sprite found at the provider with none: `ready` in the pool when it
+        carries a golden checkpoint (proven ours and set up), else `error` until it is destroyed."""
+        status = UserSprite.Status.READY if golden_checkpoint_id else UserSprite.Status.ERROR
+        row = self.create(user=None, sprite_name=name, sprite_id=sprite_id, sprite_url=url, status=status,
+                          golden_checkpoint_id=golden_checkpoint_id)
+        if created_at is not None:  # storage is billed from when it really began
+            self.filter(pk=row.pk).update(created_at=created_at)
+            row.created_at = created_at
+        return row
+
     def release_leases(self) -> int:
         return self.update(heartbeat_lease_until=None)
 
@@ -234,7 +251,7 @@ class SpriteQuerySet(models.QuerySet):
         )
 
 
-class UserSprite(models.Model):
+class UserSprite(GatewayHealth, models.Model):
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"
         READY = "ready", "Ready (pool)"  # set up, checkpointed, waiting for a user
@@ -328,6 +345,9 @@ class UserSprite(models.Model):
             # The heartbeat's due-selection and the pool claim.
             models.Index(fields=["status", "last_heartbeat"], name="sprite_status_hb_idx"),
             models.Index(fields=["user", "status"], name="sprite_user_status_idx"),
+            # The heal's pick, each sweep: the few whose gateway check failed.
+            models.Index(fields=["gateway_failed_at"], condition=Q(gateway_failures__gt=0),
+                         name="sprite_gateway_failing_idx"),
         ]
 
     def __str__(self) -> str:
@@ -426,6 +446,16 @@ class UserSprite(models.Model):
         self.status, self.destroyed_at = self.Status.DESTROYED, timezone.now()
         self.gateway_token, self.vm_state = "", self.VMState.UNKNOWN
         self._save("status", "destroyed_at", "gateway_token", "vm_state")
+
+    def mark_ghost(self, reason: str) -> None:
+        """The provider has no sprite behind this row: `error`, with the reason, and nothing
+        left that points at the lost sprite, so the next provision request sets up a new one
+        (`_retry_failed` -> a full set-up, since there is no golden checkpoint)."""
+        self.record_error("reconcile", reason)
+        self.status, self.vm_state = self.Status.ERROR, self.VMState.UNKNOWN
+        self.sprite_id = self.sprite_url = self.gateway_url = self.golden_checkpoint_id = ""
+        self._save("last_error", "last_error_at", "status", "vm_state", "sprite_id", "sprite_url", "gateway_url",
+                   "golden_checkpoint_id")
 
     def mark_failed(self, action: str, message: str, *, to_error: bool = False, **fields) -> None:
         """Store the error on the row (and `fields`); `to_error` moves it to `error`."""

@@ -20,6 +20,8 @@ def log_event(
     outcome: str = LifecycleEvent.Outcome.OK,
     detail: str = "",
     duration_ms: int | None = None,
+    saved_usd=None,
+    cost_usd=None,
 ) -> LifecycleEvent:
     """Record who did what to a sprite. `actor_kind` is derived when not given: no actor is
     the system, staff acting on someone else's sprite is staff, anyone else is a user."""
@@ -32,7 +34,7 @@ def log_event(
             actor_kind = LifecycleEvent.ActorKind.USER
     return LifecycleEvent.objects.create(
         sprite=sprite, action=action, actor=actor, actor_kind=actor_kind, outcome=outcome,
-        detail=detail[:2000], duration_ms=duration_ms,
+        detail=detail[:2000], duration_ms=duration_ms, saved_usd=saved_usd, cost_usd=cost_usd,
     )
 
 

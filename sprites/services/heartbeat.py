@@ -20,6 +20,8 @@ from sprites import billing, modelaccess, openclaw
 from sprites.client import OrgInfo, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.logcontext import sprite_context
 
+from .verify import verify_after_turn
+
 logger = logging.getLogger(__name__)
 
 OUTPUT_TAIL_CHARS = 1000
@@ -49,6 +51,8 @@ class Target:
     name: str
     public_id: str = ""  # for the log lines of its turn
     slot: datetime | None = None  # start of the sprite's own window this wake is for (None: forced)
+    url: str = ""  # the sprite URL: the gateway is verified through it after the turn
+    checkpoint_due: bool = False  # a verified turn leaves a known-good checkpoint
 
 
 @dataclass
@@ -71,6 +75,9 @@ class WakeResult:
     retry_after: float | None = None
     # Failed the way a LiteLLM budget refusal reads in OpenClaw: `settle_budget` asks the proxy.
     budget_suspect: bool = False
+    # The end-to-end check through the sprite URL after the turn: None = not checked, "" = good.
+    gateway_error: str | None = None
+    known_good_checkpoint: str = ""  # taken after a verified turn (services/heal.py)
 
     @property
     def late_seconds(self) -> float | None:
@@ -109,7 +116,10 @@ def read_org() -> OrgInfo | None:
 def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:
     """Run the heartbeat command in one sprite. Never raises: every failure is a result."""
     with sprite_context(target.public_id):
-        return _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
+        result = _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
+        if result.reached:
+            verify_after_turn(target, result)
+        return result
 
 
 def _run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float) -> WakeResult:

@@ -18,6 +18,7 @@ from sprites.models import UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
 from .events import bill_wake, cause_for, fail, log_event, ms_since, require
+from .verify import verify_after_start
 
 
 def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
@@ -31,6 +32,7 @@ def start_sprite(*, sprite: UserSprite, actor=None) -> UserSprite:
     require(sprite, UserSprite.IN_SERVICE, "start")
     _start_gateway(sprite, actor=actor, action="start", cause=UsageRecord.Cause.USER_START)
     sprite.mark_online()
+    verify_after_start(sprite)  # once online: the check is of an online sprite
     return sprite
 
 
@@ -104,6 +106,7 @@ def restore_after_budget(*, sprite: UserSprite, actor=None) -> UserSprite:
     UserSprite.objects.restore_from_budget(sprite.pk)
     sprite.refresh_from_db(fields=["status", "vm_state", "vm_state_checked_at", "last_error", "last_error_at"])
     sprite.clear_error("budget_stop", "budget_restore")
+    verify_after_start(sprite)
     return sprite
 
 

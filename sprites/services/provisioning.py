@@ -251,20 +251,43 @@ def _run_provisioning(row: UserSprite, retry_transient: bool) -> UserSprite:
     return row
 
 
+def stuck_provisioning(*, older_than_seconds: int | None = None):
+    """`provisioning` rows with no progress for SPRITE_PROVISION_STUCK_SECONDS (the stuck rule)."""
+    if older_than_seconds is None:
+        older_than_seconds = settings.SPRITE_PROVISION_STUCK_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return UserSprite.objects.filter(status=Status.PROVISIONING, updated_at__lt=cutoff)
+
+
 def resume_stuck_provisioning(*, older_than_seconds: int | None = None) -> int:
     """Queue the set-up again of rows left in `provisioning` that have no queued or running
     set-up task and no progress for a while (a task lost or failed for good, a pool set-up
     that ran out of retries). A killed worker is not a case for this: its task is run again
     by the next worker within seconds (sprites/worker.py). Returns how many were queued."""
+    return sum(outcome == "resumed" for _, outcome in resume_stuck(older_than_seconds=older_than_seconds))
+
+
+def resume_stuck(*, older_than_seconds: int | None = None) -> list[tuple[UserSprite, str]]:
+    """The stuck rule, applied: each stuck row is resumed ("resumed", an event `resume_setup`)
+    or, a user's row resumed RECONCILE_MAX_RESUMES times already, failed ("failed": `error`
+    with the reason; their next provision request retries it). A pool row is resumed for as
+    long as it takes (an outage must not turn the pool into `error` rows with sprites behind
+    them). Rows another caller or a live task has are left alone."""
     from .tasks import enqueue_setup
 
-    if older_than_seconds is None:
-        older_than_seconds = settings.SPRITE_PROVISION_STUCK_SECONDS
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stuck = UserSprite.objects.filter(status=Status.PROVISIONING, updated_at__lt=cutoff)
-    queued = 0
-    for pk, user_id, updated_at in stuck.values_list("pk", "user_id", "updated_at"):
-        # The conditional touch makes overlapping callers (sweeps on several hosts) queue once.
-        if UserSprite.objects.touch_stuck(pk, updated_at) and enqueue_setup(pk, for_user=user_id is not None):
-            queued += 1
-    return queued
+    done = []
+    for row in stuck_provisioning(older_than_seconds=older_than_seconds).only("pk", "user_id", "updated_at",
+                                                                              "sprite_name", "status"):
+        # The conditional touch makes overlapping callers (sweeps on several hosts) act once.
+        if not UserSprite.objects.touch_stuck(row.pk, row.updated_at):
+            continue
+        resumes = LifecycleEvent.objects.filter(sprite_id=row.pk, action="resume_setup").count()
+        if row.user_id is not None and resumes >= settings.RECONCILE_MAX_RESUMES:
+            row.mark_failed("provision", f"set-up stuck: resumed {resumes} times without finishing", to_error=True)
+            log_event(sprite=row, action="resume_setup", outcome=LifecycleEvent.Outcome.FAILED,
+                      detail=f"gave up after {resumes} resumes")
+            done.append((row, "failed"))
+        elif enqueue_setup(row.pk, for_user=row.user_id is not None):
+            log_event(sprite=row, action="resume_setup", detail=f"stuck in provisioning; resume {resumes + 1}")
+            done.append((row, "resumed"))
+    return done

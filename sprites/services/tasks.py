@@ -9,6 +9,8 @@
   SPRITE_SETUP_CONCURRENCY at once across all workers. A user's set-up goes before the pool's.
 - `run_sprite_action`: one console bulk action on one sprite (start, stop, refresh, rotate,
   destroy); a bulk action enqueues one per sprite under a batch id the console follows.
+- `reconcile_fleet`: the console's "reconcile now" (services/reconcile.py).
+- `verify_gateway_task`: the end-to-end gateway check after a start (services/verify.py).
 
 Django 6: `django_tasks` becomes `django.tasks` (the imports below and in sprites/worker.py).
 """
@@ -27,7 +29,7 @@ from sprites.client import SpritesError
 from sprites.logcontext import sprite_context
 from sprites.models import UserSprite
 
-from . import lifecycle, provisioning
+from . import heal, lifecycle, provisioning
 from .errors import SpriteActionError
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,7 @@ SPRITE_ACTIONS = {
     # A spent budget (sprites/services/budgets.py): stop the gateway, and start it again later.
     "budget_stop": lifecycle.suspend_for_budget,
     "budget_restore": lifecycle.restore_after_budget,
+    "restore_golden": heal.restore_golden,  # staff confirmed it: it replaces the user's data
 }
 
 
@@ -176,3 +179,22 @@ def reconcile_model_spend() -> str:
 
     booked = reconcile()
     return f"{len(booked)} adjustment row(s), {sum((u.cost_usd for u in booked), start=0)} USD"
+
+
+@task()
+def reconcile_fleet(apply: bool = True, actor_pk: int | None = None) -> dict:
+    """The console's "reconcile now": a full reconciliation as staff `actor_pk` (every rule,
+    orphans destroyed after their grace); returns the run's id and summary."""
+    from .reconcile import reconcile
+
+    actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
+    run = reconcile(apply=apply, trigger="staff", actor=actor)
+    return {"run": run.pk, "summary": run.summary(), "error": run.error}
+
+
+@task()
+def verify_gateway_task(sprite_pk: int) -> str:
+    """After a start: wait for the gateway through its sprite URL and record the check."""
+    from .verify import verify_started
+
+    return verify_started(sprite_pk)

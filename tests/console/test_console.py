@@ -231,7 +231,7 @@ def test_it_runs_the_same_number_of_queries_for_5_and_50_sprites(admin_client, s
 
     assert (shown_small, shown_large) == (5, 50)
     assert small == large
-    assert large <= 12
+    assert large <= 13  # constant; the last reconciliation run is one of them
 
 
 def test_it_sorts_by_cost_this_month(admin_client, alice, bob):
