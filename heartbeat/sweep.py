@@ -22,6 +22,7 @@ from django.utils import timezone
 from heartbeat import claims
 from heartbeat.config import load_config
 from heartbeat.models import HeartbeatRun, HeartbeatWake
+from heartbeat.plan import capacity_plan
 from heartbeat.runner import Runner
 from sprites import notify, services
 from sprites.models import UserSprite
@@ -117,6 +118,16 @@ def _finish(run: HeartbeatRun) -> None:
     services.persist_api_calls()  # what the VM-state sync and the side jobs asked, for /metrics
 
 
+def _capacity_warning(run: HeartbeatRun) -> str:
+    """Past 90 % of the fleet the running cap carries (heartbeat.plan): the operator is told
+    (notifier, once an hour) as well as the console and `heartbeat --plan`."""
+    plan = capacity_plan(cap=run.running_limit)
+    if not plan.warning:
+        return ""
+    notify.capacity_warning(name="heartbeat running cap", detail=plan.warning)
+    return plan.warning
+
+
 def _queue_model_spend() -> str:
     reconcile_model_spend.enqueue()
     return "reconciliation queued"
@@ -155,6 +166,7 @@ def _side_jobs(run: HeartbeatRun, *, hourly: bool) -> None:
     # Resumes stuck set-ups first, then tops the warm pool up to SPRITE_POOL_SIZE.
     # Queues set-up tasks and returns: the worker runs them (never this request or command).
     _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")
+    _note(run, "capacity", lambda: _capacity_warning(run))
     if hourly and settings.MODEL_ACCESS == "litellm":
         # The first window of each hour: the model proxy's spend per key, on a worker.
         _note(run, "model spend", _queue_model_spend)

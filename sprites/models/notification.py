@@ -20,6 +20,7 @@ class Notification(models.Model):
         SWEEP_FAILED = "sweep_failed", "Heartbeat sweep failed"
         SWEEP_MISSED = "sweep_missed", "Heartbeat sweep missed"
         CAPACITY = "capacity", "Capacity warning"
+        HEAL_ALERT = "heal_alert", "Gateway needs a person"
 
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)

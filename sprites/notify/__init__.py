@@ -75,6 +75,18 @@ def sweep_missed(*, last_started: datetime | None, detail: str) -> Notification 
     )
 
 
+def heal_alert(sprite: UserSprite, message: str) -> Notification | None:
+    """A gateway the heal could not cure (restart and restore failed, or only the golden image
+    is left, which staff must confirm): once a day per sprite."""
+    day = timezone.now().strftime("%Y-%m-%d")
+    return notify(
+        kind=Kind.HEAL_ALERT, key=f"heal-alert:{sprite.pk}:{day}", sprite=sprite,
+        subject=f"Sprite {sprite.sprite_name}: its gateway needs a person",
+        body=f"The heartbeat could not heal the gateway of {sprite.sprite_name}: {message}",
+        data={"sprite": sprite.sprite_name, "sprite_id": str(sprite.public_id), "detail": message},
+    )
+
+
 def capacity_warning(*, name: str, detail: str, at: datetime | None = None) -> Notification | None:
     """Something is near its limit (the Sprites account's cap, the pool, the task queue…): once an
     hour per `name`. A hook for any room: call it where the limit is seen."""

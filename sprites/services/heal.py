@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Count, F
 from django.utils import timezone
 
-from sprites import billing, modelaccess, openclaw
+from sprites import billing, modelaccess, notify, openclaw
 from sprites.client import SpritesConflict, SpritesError, check_gateway, get_client
 from sprites.models import KnownGoodCheckpoint, LifecycleEvent, UsageRecord, UserSprite
 
@@ -46,10 +46,11 @@ class Rung:
 
 
 def alert(sprite: UserSprite, message: str) -> LifecycleEvent:
-    """Tell a person: for now a log line at ERROR and a `heal_alert` event; the notifier
-    (being built in parallel) is wired here. The heal stops retrying this sprite until a good
-    check or staff act."""
+    """Tell a person: a log line at ERROR, a `heal_alert` event and a notification (staff's
+    email and/or webhook, once a day per sprite). The heal stops retrying this sprite until a
+    good check or staff act."""
     logger.error("Sprite %s needs a person: %s", sprite.sprite_name, message)
+    notify.heal_alert(sprite, message)
     UserSprite.objects.filter(pk=sprite.pk).update(heal_alerted_at=timezone.now())
     return log_event(sprite=sprite, action="heal_alert", outcome=LifecycleEvent.Outcome.FAILED, detail=message)
 

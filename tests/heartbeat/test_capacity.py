@@ -174,3 +174,16 @@ def test_the_operations_table_of_caps_needed_is_the_plans_arithmetic():
             plan = Plan(fleet=int(fleet.replace(",", "")), cap=None, interval_seconds=minutes * 60,
                         turn_seconds=120, idle_seconds=30, measured_wakes=0)
             assert plan.cap_needed == int(cell.replace(",", "")), (fleet, minutes)
+
+
+def test_a_fleet_past_90_percent_of_what_the_cap_carries_notifies_the_operator(small_plan, settings):
+    from sprites.models import Notification
+
+    settings.SPRITE_IDLE_SECONDS, settings.HEARTBEAT_INTERVAL_MINUTES = 30, 1
+    _fleet(10)  # 4 slots × 60 s ÷ (turn + 30 s tail) carry fewer than 10
+    run = run_sweep()
+    assert run.running_limit == 4 and "capacity: The fleet (10) is larger than the running cap carries" in run.notes
+    note = Notification.objects.get(kind="capacity")
+    assert note.subject == "Capacity warning: heartbeat running cap" and "Raise the cap" in note.body
+    run_sweep(force=True, sprite_ids=[UserSprite.objects.first().pk])  # not a whole tick: no housekeeping
+    assert Notification.objects.filter(kind="capacity").count() == 1

@@ -122,6 +122,9 @@ def test_without_a_known_good_checkpoint_it_alerts_and_leaves_the_golden_image_t
     online.refresh_from_db()
     alert = LifecycleEvent.objects.get(sprite=online, action="heal_alert")
     assert "staff must confirm" in alert.detail and online.healing == "needs_staff"
+    from sprites.models import Notification
+    note = Notification.objects.get(kind="heal_alert", sprite=online)  # staff are told (email/webhook)
+    assert "needs a person" in note.subject and "staff must confirm" in note.body
     assert events(online, "heal_restore") == []
     assert heal_fleet() == ""  # it stopped retrying
     assert events(online, "heal_restart") == ["failed"]
