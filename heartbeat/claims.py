@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from sprites.models import UserSprite
-from sprites.models.sprite import heartbeat_slot
+from sprites.models.schedule import heartbeat_slot
 from sprites.services import Target
 
 

@@ -26,7 +26,7 @@ from heartbeat.plan import capacity_plan
 from heartbeat.runner import Runner
 from sprites import notify, services
 from sprites.models import UserSprite
-from sprites.models.sprite import window_start
+from sprites.models.schedule import window_start
 from sprites.services import budgets
 from sprites.services.heartbeat import ERROR_CHARS, clean_text
 from sprites.services.tasks import reconcile_model_spend

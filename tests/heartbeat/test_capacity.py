@@ -13,7 +13,7 @@ from heartbeat.models import HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.client import get_client
 from sprites.models import UsageRecord, UserSprite
-from sprites.models.sprite import heartbeat_offset_seconds, heartbeat_slot
+from sprites.models.schedule import heartbeat_offset_seconds, heartbeat_slot
 from sprites_emulator.testing import start_emulator
 from tests.conftest import make_sprite
 

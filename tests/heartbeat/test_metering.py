@@ -19,7 +19,7 @@ from heartbeat.models import HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.billing import record_usage
 from sprites.models import UsageRecord, UserSprite
-from sprites.models.sprite import heartbeat_slot
+from sprites.models.schedule import heartbeat_slot
 from sprites.services import WakeResult, accrue_storage
 from sprites.services.storage import STORAGE_BACKFILL_HOURS
 from tests.conftest import assert_ledger_consistent, make_sprite

@@ -13,7 +13,7 @@ from django.utils import timezone
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.models import UsageRecord, UserSprite
-from sprites.models.sprite import heartbeat_slot
+from sprites.models.schedule import heartbeat_slot
 from sprites.openclaw import turn_cost
 from tests.conftest import API, make_sprite
 

@@ -22,7 +22,7 @@ from devtools.soak_report import Report
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import run_sweep
 from sprites.models import ReconcileRun, UserSprite
-from sprites.models.sprite import window_start
+from sprites.models.schedule import window_start
 
 GATEWAY = "openclaw-gateway"
 WAKE_FAULTS = ("gateway_crash_on_wake", "gateway_corrupt_on_wake")
