@@ -27,9 +27,15 @@ def delete_bench_rows(before: set[int], tag: str) -> None:
     have), then its `bench-{tag}-` users. Raw deletes: the ledger refuses ordinary ones, and these
     rows exist only because the benchmark made them (scratch database only)."""
     with transaction.atomic():
-        sprites = UserSprite.objects.exclude(pk__in=before)
-        for relation in UserSprite._meta.related_objects:
-            model = relation.related_model
-            model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
-        sprites._raw_delete(UserSprite.objects.db)
+        delete_sprites(UserSprite.objects.exclude(pk__in=before))
         get_user_model().objects.filter(username__startswith=f"bench-{tag}-").delete()
+
+
+def delete_sprites(sprites) -> None:
+    """Raw-delete these sprite rows and every row of any model pointing at them, hidden
+    relations (`related_name="+"`, e.g. notifications) included."""
+    relations = [f for f in UserSprite._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
+    for relation in relations:
+        model = relation.related_model
+        model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
+    sprites._raw_delete(UserSprite.objects.db)

@@ -17,7 +17,7 @@ from django.db.models import Count
 from django.test import override_settings
 from django.utils import timezone
 
-from devtools.bench import require_scratch_database
+from devtools.bench import delete_sprites, require_scratch_database
 from devtools.soak_report import Report
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.sweep import run_sweep
@@ -190,9 +190,6 @@ class Soak:
         HeartbeatWake.objects.filter(sprite__in=sprites).delete()
         HeartbeatRun.objects.filter(pk__gt=self.first_run).annotate(n=Count("wakes")).filter(n=0).delete()
         ReconcileRun.objects.filter(pk__gt=self.first_reconcile).delete()
-        for relation in UserSprite._meta.related_objects:
-            model = relation.related_model
-            model.objects.filter(**{f"{relation.field.name}__in": sprites})._raw_delete(model.objects.db)
-        sprites._raw_delete(UserSprite.objects.db)
+        delete_sprites(sprites)
         get_user_model().objects.filter(username__startswith=self.prefix).delete()
 
