@@ -27,14 +27,22 @@ class Report:
         self.armed: set[str] = set()  # crash faults armed, not yet fired (no wake yet)
         self.broken: set[str] = set()  # fired: a wake crashed the gateway
         self.unexplained = self.twice = self.late = self.incidents = self.disarmed = 0
+        self.failed_before: set[int] = set()  # failed in the previous window
 
     def window(self, w: int, run, *, armed: set, dead: set, faulty: bool, ids: dict) -> None:
         wakes = list(HeartbeatWake.objects.filter(run=run).values_list("sprite_id", "outcome", "error"))
         ok = Counter(pk for pk, outcome, _ in wakes if outcome == "ok")
         failed = {pk: error for pk, outcome, error in wakes if outcome != "ok"}
         late = set(ids) - set(ok)
+        # A wake that failed is retried when the sprite's own next window opens (slot + interval).
+        # The soak runs one tick per window, at its start; a sprite whose own window opened during
+        # the last tick's few seconds is retried seconds after this tick starts: in production
+        # by the next minute's tick, here by the next window's.
         reasons = Counter("leased by the killed sweeper" if pk in dead and pk not in failed
-                          else reason(failed[pk]) if pk in failed else "no reason" for pk in late)
+                          else reason(failed[pk]) if pk in failed
+                          else "failed last window, retried in its own next window" if pk in self.failed_before
+                          else "no reason" for pk in late)
+        self.failed_before = set(failed)
         self.unexplained += reasons.pop("no reason", 0)
         self.twice += sum(1 for n in ok.values() if n > 1)
         self.late += len(late)
