@@ -68,6 +68,15 @@ class EmulatorHandle:
     def reset(self) -> None:
         self._state.reset()
 
+    def advance_clock(self, seconds: float) -> dict:
+        """Move the emulator's clock forward (as POST /_emulator/clock): `{"now", "offset_seconds"}`."""
+        return self._state.advance_clock(seconds)
+
+    def simulate_session(self, name: str, seconds: float) -> dict:
+        """A user session through the sprite URL of `seconds` on the emulator's clock (as POST
+        /_emulator/sprites/{name}/session)."""
+        return self._state.simulate_session(name, {"seconds": seconds})
+
     # -- readings
 
     def meter(self) -> dict:
