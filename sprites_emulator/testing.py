@@ -102,6 +102,10 @@ class EmulatorHandle:
         with self._state.lock:
             return name in self._state.sprites
 
+    def activities(self, name: str) -> int:
+        """Activities in progress on the sprite (execs, sessions through its URL)."""
+        return self._read(name, lambda sprite: sprite.active)
+
     def openclaw_installed(self, name: str) -> bool:
         """Whether a set-up script has installed OpenClaw in it."""
         return self._read(name, lambda sprite: sprite.openclaw_installed)

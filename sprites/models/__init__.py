@@ -1,14 +1,16 @@
 """The data model: one sprite per user (`sprite`), the append-only usage ledger and its daily
 rollup (`ledger`), lifecycle events (`events`), the counters `/metrics` reads (`counters`),
-and each sprite's model credential (`credential`)."""
+each sprite's model credential (`credential`), and the usage sampler's last observation
+(`samples`)."""
 
 from sprites.models.counters import Counter
 from sprites.models.credential import ModelCredential
 from sprites.models.events import LifecycleEvent
 from sprites.models.ledger import HOURS_PER_MONTH, ZERO, SpriteDailyCost, UsageRecord
+from sprites.models.samples import VMSample
 from sprites.models.sprite import UserSprite
 
 __all__ = [
     "HOURS_PER_MONTH", "ZERO", "Counter", "LifecycleEvent", "ModelCredential", "SpriteDailyCost", "UsageRecord",
-    "UserSprite",
+    "UserSprite", "VMSample",
 ]

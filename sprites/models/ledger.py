@@ -28,6 +28,7 @@ class UsageRecord(models.Model):
         POOL_SETUP = "pool_setup", "Pool set-up"
         STORAGE = "storage", "Storage accrual"
         MODEL_PROXY = "model_proxy", "Model proxy reconciliation"
+        USER = "user", "User session"
 
     sprite = models.ForeignKey("sprites.UserSprite", on_delete=models.PROTECT, related_name="usage")
     kind = models.CharField(max_length=10, choices=Kind.choices)
