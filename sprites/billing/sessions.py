@@ -11,7 +11,7 @@ every minute or so. Between two observations at t0 and t:
 - running at t after not running (at t0, or since w): a period started in (t0 or w, t].
 
 An unknown start is the start of the first caused interval (a heartbeat, a start, a staff
-action) that reaches into that range, when one does (the cause woke it), else the midpoint
+action) that began in that range, when one did (the cause woke it), else the midpoint
 of the range: unbiased when sessions begin at random, wrong by at most half the range. The
 user's seconds are then the estimated running intervals minus every caused interval
 (ledger `active` rows, each with its own idle tail): the tail of a cause stays that cause's.
@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 Interval = tuple[datetime, datetime]
+# Our clock and the provider's are not the same clock, and a caused row's start is taken a
+# moment before its request reaches the sprite: a cause covers this much more on each side,
+# so its edges never leak slivers of `user` time.
+CLOCK_TOLERANCE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -54,16 +58,17 @@ def running_intervals(prev: Observation, cur: Observation, *, caused: list[Inter
 
 
 def _start(lo: datetime, hi: datetime, caused: list[Interval]) -> datetime:
-    """When a period that began in (lo, hi] began: with the first cause reaching into the
-    range, else at its midpoint."""
-    starts = [max(s, lo) for s, e in caused if s <= hi and e > lo]
+    """When a period that began in (lo, hi] began: with the first cause that started in the
+    range (it woke the sprite), else at its midpoint. A cause that started before the range
+    only reaches into it with its tail: it did not wake the sprite again."""
+    starts = [max(s, lo) for s, e in caused if lo - CLOCK_TOLERANCE <= s <= hi]
     return min(starts) if starts else lo + (hi - lo) / 2
 
 
 def uncaused_seconds(intervals: list[Interval], caused: list[Interval]) -> float:
-    """Seconds of `intervals` (disjoint) that no caused interval covers."""
+    """Seconds of `intervals` (disjoint) that no caused interval (± CLOCK_TOLERANCE) covers."""
     merged: list[list[datetime]] = []
-    for s, e in sorted(caused):
+    for s, e in sorted((s - CLOCK_TOLERANCE, e + CLOCK_TOLERANCE) for s, e in caused):
         if merged and s <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], e)
         else:

@@ -172,7 +172,7 @@ def test_a_session_that_begins_in_a_heartbeats_tail_pays_only_beyond_it():
     # Running at 60 with no warming since: the heartbeat woke it, the user kept it up.
     intervals = running_intervals(Observation(at(0), False), Observation(at(60), True), caused=heartbeat, idle=IDLE)
     assert intervals == [(at(10), at(60))]
-    assert uncaused_seconds(intervals, heartbeat) == 18
+    assert uncaused_seconds(intervals, heartbeat) == 17  # 60 - 42, less the 1 s clock tolerance
 
 
 def test_an_unknown_start_is_the_middle_of_the_window_and_the_end_is_last_warming_at():
