@@ -57,10 +57,13 @@ def _bill_chunk(infos: dict[str, SpriteInfo], now: datetime) -> Decimal:
         fresh = [pk for pk in observed if pk not in previous]
         usages = _usages(previous, observed, now)
         written = billing.record_usage(usages)
-        for pk, sample in previous.items():
-            obs = observed[pk]
-            sample.observed_at, sample.running, sample.warmed_at = obs.at, obs.running, obs.warmed_at
-        VMSample.objects.bulk_update(list(previous.values()), ["observed_at", "running", "warmed_at"], batch_size=CHUNK)
+        # Every observation shares `now`: one UPDATE for the time, one more for the few whose state moved.
+        VMSample.objects.filter(pk__in=[s.pk for s in previous.values()]).update(observed_at=now)
+        moved = [s for pk, s in previous.items()
+                 if (s.running, s.warmed_at) != (observed[pk].running, observed[pk].warmed_at)]
+        for sample in moved:
+            sample.running, sample.warmed_at = observed[sample.sprite_id].running, observed[sample.sprite_id].warmed_at
+        VMSample.objects.bulk_update(moved, ["running", "warmed_at"], batch_size=CHUNK)
         VMSample.objects.bulk_create(
             [VMSample(sprite_id=pk, observed_at=now, running=observed[pk].running, warmed_at=observed[pk].warmed_at)
              for pk in fresh], ignore_conflicts=True)
@@ -76,8 +79,11 @@ def _usages(previous: dict[int, VMSample], observed: dict[int, Observation], now
     if not windows:
         return []
     caused: dict[int, list] = {pk: [] for pk in windows}
+    since = min(s.observed_at for s in windows.values())
+    # A caused row that reaches into a window started at most MAX_GAP before it (a heartbeat
+    # turn is bounded by HEARTBEAT_TIMEOUT_SECONDS): the (sprite, started_at) index bounds the scan.
     rows = (UsageRecord.objects.filter(sprite_id__in=list(windows), kind=UsageRecord.Kind.ACTIVE,
-                                       ended_at__gt=min(s.observed_at for s in windows.values()), started_at__lte=now)
+                                       started_at__gte=since - MAX_GAP, started_at__lte=now, ended_at__gt=since)
             .exclude(cause=UsageRecord.Cause.USER).values_list("sprite_id", "started_at", "ended_at"))
     for pk, started, ended in rows:
         caused[pk].append((started, ended))
