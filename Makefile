@@ -18,7 +18,7 @@ help:
 	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
 	@echo "make lint          ruff (configuration in pyproject.toml); CI runs it"
 	@echo "make check         system checks (DEBUG on, as make run) + no missing migrations"
-	@echo "make bench         heartbeat sweep, provisioning and admin benchmarks (prints figures)"
+	@echo "make bench         heartbeat sweep, provisioning, admin and usage-metering benchmarks (prints figures)"
 	@echo "make emulator      only the Sprites emulator, on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make install       the virtualenv in $(VENV) with requirements-dev.txt"
 	@echo "make clean         remove the virtualenv, run state and collected static files"
@@ -88,7 +88,8 @@ bench: install
 	  echo "==> Heartbeat sweep" && $(PY) manage.py bench_heartbeat $(BENCH_HEARTBEAT_ARGS) && \
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
-	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
+	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS) && \
+	  echo "==> A day of heartbeats and user sessions, ledger vs meter" && $(PY) manage.py bench_usage $(BENCH_USAGE_ARGS)
 
 # The development configuration, as `make run` has it (production's checks need its secrets:
 # run `manage.py check --deploy` with them, docs/configuration.md).
