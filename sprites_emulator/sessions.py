@@ -37,7 +37,7 @@ class SessionsMixin:
     # -- the clock
 
     def advance_clock(self, seconds) -> dict:
-        """Move the emulator's clock forward by `seconds` (0 < seconds <= 7 days)."""
+        """Move the emulator's clock forward by `seconds` (0 <= seconds <= 7 days; 0 reads it)."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_SESSION_SECONDS:
             raise ApiError(400, {"error": "advance must be a number of seconds between 0 and 604800"})
         with self.lock:

@@ -11,7 +11,8 @@ Conventions:
 - every wake ClawDirector causes is billed through `sprites.billing`.
 
 Rooms: `provisioning` (a user's sprite, set-up, resume), `pool` (the warm pool), `lifecycle`
-(start, stop, refresh, rotate, destroy, VM states), `pairing` (browser devices, dashboard
+(start, stop, refresh, rotate, destroy, VM states), `sampling` (every read of the VM states
+bills the users' own sessions, cause `user`), `pairing` (browser devices, dashboard
 links), `heartbeat` (one turn in one sprite), `storage` (hourly accrual), `metrics` (API call
 counts into the database, the API check `/readyz` makes), `events` and `errors` (what they
 share).
