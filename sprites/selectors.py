@@ -145,39 +145,62 @@ def sprite_projection(sprite: UserSprite, *, schedule: Schedule | None = None, n
 
 
 def fleet_projection(*, schedule: Schedule | None = None, now: datetime | None = None) -> dict:
-    """The fleet's projected month under `schedule` (today's by default), in one query:
-    `total_usd`, `per_user_usd` (assigned live sprites; None without any), the breakdown
-    (`heartbeat_usd`, `user_usd`, `storage_usd`, pool storage included), `users`, `pool`
-    (the pool sprites counted: the schedule's `pool_size`, else those there are) and the
-    schedule's own figures (`wakes_per_month`, `billed_seconds_per_wake` averaged over the
-    sprites the heartbeat wakes)."""
+    """The fleet's projected month under `schedule` (today's by default), in two queries (the
+    sprites' counts; one GROUP BY over the last 7 days of the ledger): `total_usd`,
+    `per_user_usd` (assigned live sprites; None without any), the breakdown (`heartbeat_usd`,
+    `user_usd`, `storage_usd`, pool storage included), `users`, `pool` (the pool sprites
+    counted: the schedule's `pool_size`, else those there are) and the schedule's own figures
+    (`wakes_per_month`, `billed_seconds_per_wake` averaged over the sprites the heartbeat
+    wakes). The same arithmetic as `annotate_projection`, summed: the sums are linear, so the
+    fleet needs each sprite's 7-day means only where it has rows."""
     schedule, now = schedule or Schedule.current(), now or timezone.now()
-    figures = annotate_projection(UserSprite.objects.order_by(), schedule=schedule, now=now).aggregate(
-        **_projection_aggregates())
-    return _projection_from(figures, schedule)
+    counts = UserSprite.objects.order_by().aggregate(**_projection_counts())
+    return _projection_from(counts, schedule, now)
 
 
-def _projection_aggregates() -> dict:
+def _projection_counts() -> dict:
     live = ~Q(status=UserSprite.Status.DESTROYED)
-    assigned, pool = live & Q(user__isnull=False), live & Q(user__isnull=True)
     return {
-        "p_users": Count("pk", filter=assigned),
-        "p_pool": Count("pk", filter=pool),
+        "p_users": Count("pk", filter=live & Q(user__isnull=False)),
+        "p_pool": Count("pk", filter=live & Q(user__isnull=True)),
         "p_wakeable": Count("pk", filter=Q(user__isnull=False, status__in=UserSprite.WAKEABLE)),
-        "p_heartbeat_usd": Sum("projected_heartbeat_usd", filter=assigned),
-        "p_user_usd": Sum("projected_user_usd", filter=assigned),
-        "p_storage_usd": Sum("projected_storage_usd", filter=assigned),
     }
 
 
-def _projection_from(figures: dict, schedule: Schedule) -> dict:
-    users, wakeable = figures["p_users"], figures["p_wakeable"]
-    pool_count = figures["p_pool"] if schedule.pool_size is None else schedule.pool_size
-    heartbeat, user = _money(figures["p_heartbeat_usd"]), _money(figures["p_user_usd"])
-    assigned_total = heartbeat + user + _money(figures["p_storage_usd"])
-    storage = _money(figures["p_storage_usd"]) + schedule.storage_per_month * pool_count
-    per_wake = schedule.wakes_per_month * schedule.active_usd_per_hour / 3600
-    billed = heartbeat / per_wake / wakeable if wakeable and per_wake else default_billed_seconds(schedule)
+def _measured(since: datetime):
+    """Per assigned live sprite with heartbeat or user rows since `since`: its status, start,
+    mean heartbeat billed seconds and user seconds (one GROUP BY on the started_at index)."""
+    Cause = UsageRecord.Cause
+    return (
+        UsageRecord.objects.filter(kind=UsageRecord.Kind.ACTIVE, cause__in=[Cause.HEARTBEAT, Cause.USER],
+                                   started_at__gte=since, sprite__user__isnull=False)
+        .exclude(sprite__status=UserSprite.Status.DESTROYED).order_by()
+        .values_list("sprite", "sprite__status", "sprite__assigned_at", "sprite__created_at")
+        .annotate(hb=Avg("seconds", filter=Q(cause=Cause.HEARTBEAT)), us=Sum("seconds", filter=Q(cause=Cause.USER)))
+    )
+
+
+def _projection_from(counts: dict, schedule: Schedule, now: datetime) -> dict:
+    users, wakeable = counts["p_users"], counts["p_wakeable"]
+    per_second = schedule.active_usd_per_hour / 3600
+    idle_now, default_turn = Decimal(settings.SPRITE_IDLE_SECONDS), Decimal(settings.COST_DEFAULT_TURN_SECONDS)
+    turns, measured, user = ZERO, 0, ZERO
+    for _pk, status, assigned_at, created_at, hb, us in _measured(now - PROJECTION_WINDOW):
+        if hb is not None and status in UserSprite.WAKEABLE:
+            turns, measured = turns + Decimal(hb) - idle_now, measured + 1
+        if us:
+            age = Decimal((now - (assigned_at or created_at)).total_seconds())
+            days = min(max(age, SECONDS_PER_DAY), Decimal(PROJECTION_WINDOW.total_seconds()))
+            user += Decimal(us) * HOURS_PER_MONTH * 3600 * per_second / days
+    if schedule.turn_seconds is not None:
+        turns = schedule.turn_seconds * wakeable
+    else:
+        turns += default_turn * (wakeable - measured)
+    heartbeat = (turns + schedule.idle_seconds * wakeable) * schedule.wakes_per_month * per_second
+    pool_count = counts["p_pool"] if schedule.pool_size is None else schedule.pool_size
+    storage = schedule.storage_per_month * (users + pool_count)
+    assigned_total = heartbeat + user + schedule.storage_per_month * users
+    billed = (turns / wakeable + schedule.idle_seconds) if wakeable else default_billed_seconds(schedule)
     return {
         "schedule": schedule.as_dict(),
         "users": users,
@@ -214,18 +237,17 @@ def fleet_summary(*, now: datetime | None = None) -> dict:
     (every ledger row started this month, destroyed sprites included: that money was
     spent), `projected_monthly_usd` (the schedule's projection over live sprites, pool
     included: pool sprites cost storage), `avg_per_user_usd` (per live sprite with a user;
-    None when there are none) and `projection` (`fleet_projection`: the breakdown, same query), `model_month_usd` (this month's `llm` rows: model
+    None when there are none) and `projection` (`fleet_projection`: the breakdown; one more query), `model_month_usd` (this month's `llm` rows: model
     spend, the rest of `cost_month_usd` is the VMs'; one more query), and `daily`:
     `daily_costs(days=31)`, the last 31 days of fleet cost (the chart's data).
     """
     now = now or timezone.now()
     live = ~Q(status=UserSprite.Status.DESTROYED)
     assigned = live & Q(user__isnull=False)
-    schedule = Schedule.current()
     figures = (
-        annotate_projection(UserSprite.objects.order_by(), schedule=schedule, now=now)
+        UserSprite.objects.order_by()
         .aggregate(
-            **_projection_aggregates(),
+            **_projection_counts(),
             **{f"n_{s}": Count("pk", filter=Q(status=s)) for s in UserSprite.Status.values},
             pool_ready=Count("pk", filter=Q(user__isnull=True, status=UserSprite.Status.READY)),
             live=Count("pk", filter=live),
@@ -233,7 +255,7 @@ def fleet_summary(*, now: datetime | None = None) -> dict:
             cost_to_date_usd=Sum("total_cost_usd"),
         )
     )
-    projection = _projection_from(figures, schedule)
+    projection = _projection_from(figures, Schedule.current(), now)
     # The month's total from the same one scan as the chart: 31 days always reach back to
     # the 1st, and it spares a second pass over the ledger.
     daily = daily_costs(days=31, now=now)

@@ -89,3 +89,32 @@ def test_the_costs_command_prints_today_beside_the_what_if(capsys):
     assert per_user.split()[-2:] == ["$24.09", "$12.05"]
     with pytest.raises(CommandError, match="interval must be a number"):
         call_command("costs", "--what-if", "interval=x")
+
+
+@pytest.mark.parametrize("what_if", [{}, {"interval": "30", "idle": "15"}, {"turn": "45", "card": "published"}])
+def test_the_fleet_figure_is_the_sum_of_the_sprites_figures(what_if):
+    """fleet_projection sums in Python what annotate_projection computes per sprite in SQL."""
+    from sprites.models import UserSprite
+
+    now = timezone.now()
+    measured = make_sprite("claw-measured", status="online", age_days=10)
+    young = make_sprite("claw-young", status="sleeping", age_days=2)
+    stopped = make_sprite("claw-stopped", status="stopped", age_days=10)
+    make_sprite("claw-fresh", status="online")
+    make_sprite("claw-pool", user=None, status="ready")
+    make_sprite("claw-gone", status="destroyed")
+    for i, seconds in enumerate(["95", "160", "171.5"]):
+        record_usage([usage(measured, started_at=now - timedelta(days=i + 1), seconds=seconds)])
+    record_usage([usage(young, started_at=now - timedelta(hours=5), seconds="60")])
+    for sprite, seconds in ((measured, "5400"), (young, "1800"), (stopped, "900")):
+        record_usage([usage(sprite, started_at=now - timedelta(days=1), cause="user", seconds=seconds,
+                            key=f"user:{sprite.pk}")])
+    schedule = Schedule.current().what_if(what_if)
+
+    fleet = selectors.fleet_projection(schedule=schedule, now=now)
+    rows = selectors.annotate_projection(UserSprite.objects.exclude(status="destroyed"), schedule=schedule, now=now)
+    by_sql = sum(r.projected_monthly_usd for r in rows)
+    assert abs(fleet["total_usd"] - Decimal(str(by_sql))) <= Decimal("0.01")
+    assigned = [r for r in rows if r.user_id]
+    per_user = sum(r.projected_monthly_usd for r in assigned) / len(assigned)
+    assert abs(fleet["per_user_usd"] - Decimal(str(per_user))) <= Decimal("0.01")
