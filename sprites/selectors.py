@@ -7,11 +7,12 @@ Every figure comes from the usage ledger or from the totals `record_usage` keeps
                         current calendar month (UTC);
 - projected monthly   = from the schedule (sprites.billing.schedule, docs/cost-model.md
                         "Projection"): heartbeat wakes per month at the interval × the
-                        sprite's mean billed seconds per heartbeat wake over the last 7 days
-                        (the default turn + idle tail before it has one) × the rate, + its
-                        user sessions' seconds over the last 7 days (or its age, if younger,
-                        at least a day) scaled to the month × the rate, + storage by the
-                        hour; in the database, so the admin can sort and filter on it;
+                        sprite's mean billed seconds per heartbeat wake over its last 7 UTC
+                        days (today's so far included; the default turn + idle tail before
+                        it has one) × the rate, + its user sessions' seconds over the same
+                        days (or its age, if younger, at least a day) scaled to the month ×
+                        the rate, + storage by the hour; read from the daily rollup, in the
+                        database, so the admin can sort and filter on it;
 - daily cost          = the sum of ledger rows per UTC day of `started_at`, read from the
                         per-day rollup `SpriteDailyCost` that `record_usage` keeps equal to it.
 
@@ -24,7 +25,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db.models import (
-    Avg,
     Case,
     Count,
     DecimalField,
@@ -39,7 +39,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Coalesce, Greatest, Least, NullIf
 from django.utils import timezone
 
 from sprites.billing.schedule import Schedule, default_billed_seconds
@@ -96,14 +96,20 @@ def model_cost_since(since: datetime) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
 
-PROJECTION_WINDOW = timedelta(days=7)
+PROJECTION_DAYS = 7  # the UTC days a projection measures: today and the 6 before
 
 
-def _per_sprite_since(since: datetime, cause: str, aggregate) -> Subquery:
-    rows = (
-        UsageRecord.objects.filter(sprite=OuterRef("pk"), kind=UsageRecord.Kind.ACTIVE, cause=cause, started_at__gte=since)
-        .order_by().values("sprite").annotate(v=aggregate("seconds")).values("v")
-    )
+def _window(now: datetime) -> tuple[date, Decimal]:
+    """The projection's window: its first UTC day, and its length in seconds up to `now`."""
+    first = now.astimezone(dt_timezone.utc).date() - timedelta(days=PROJECTION_DAYS - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=dt_timezone.utc)
+    return first, Decimal((now - start).total_seconds())
+
+
+def _rollup_since(first: date, value) -> Subquery:
+    """A per-sprite figure from its daily rollup rows since `first` (at most 7 rows a sprite)."""
+    rows = (SpriteDailyCost.objects.filter(sprite=OuterRef("pk"), day__gte=first)
+            .order_by().values("sprite").annotate(v=value).values("v"))
     return Subquery(rows, output_field=DecimalField(max_digits=20, decimal_places=6))
 
 
@@ -111,21 +117,21 @@ def annotate_projection(queryset: QuerySet, *, schedule: Schedule | None = None,
     """Add the schedule's projection per sprite: `projected_heartbeat_usd`, `projected_user_usd`,
     `projected_storage_usd` and their sum `projected_monthly_usd` (module docstring)."""
     schedule, now = schedule or Schedule.current(), now or timezone.now()
-    since = now - PROJECTION_WINDOW
+    first, window = _window(now)
     idle_now = Value(Decimal(settings.SPRITE_IDLE_SECONDS))
-    measured_turn = ExpressionWrapper(_per_sprite_since(since, UsageRecord.Cause.HEARTBEAT, Avg) - idle_now,
-                                      output_field=MONEY)
+    mean = _rollup_since(first, ExpressionWrapper(
+        Sum("heartbeat_seconds") / NullIf(Sum("heartbeat_wakes"), 0), output_field=MONEY))
     turn = Value(schedule.turn_seconds) if schedule.turn_seconds is not None else Coalesce(
-        measured_turn, Value(Decimal(settings.COST_DEFAULT_TURN_SECONDS)), output_field=MONEY)
+        ExpressionWrapper(mean - idle_now, output_field=MONEY), Value(Decimal(settings.COST_DEFAULT_TURN_SECONDS)),
+        output_field=MONEY)
     per_second = schedule.active_usd_per_hour / 3600
     wakeable = Q(user__isnull=False, status__in=UserSprite.WAKEABLE)
     heartbeat = Case(When(wakeable, then=ExpressionWrapper(
         (turn + Value(schedule.idle_seconds)) * Value(schedule.wakes_per_month * per_second), output_field=MONEY)),
         default=Value(ZERO), output_field=MONEY)
     age = Value(Decimal(now.timestamp())) - EpochSeconds(Coalesce("assigned_at", "created_at"))
-    days = Greatest(Least(age, Value(Decimal(PROJECTION_WINDOW.total_seconds()))), Value(SECONDS_PER_DAY),
-                    output_field=EpochSeconds.output_field)
-    user_seconds = Coalesce(_per_sprite_since(since, UsageRecord.Cause.USER, Sum), Value(ZERO), output_field=MONEY)
+    days = Greatest(Least(age, Value(window)), Value(SECONDS_PER_DAY), output_field=EpochSeconds.output_field)
+    user_seconds = Coalesce(_rollup_since(first, Sum("user_seconds")), Value(ZERO), output_field=MONEY)
     user = Case(When(user__isnull=False, then=ExpressionWrapper(
         user_seconds * Value(HOURS_PER_MONTH * 3600 * per_second) / days, output_field=MONEY)),
         default=Value(ZERO), output_field=MONEY)
@@ -146,7 +152,7 @@ def sprite_projection(sprite: UserSprite, *, schedule: Schedule | None = None, n
 
 def fleet_projection(*, schedule: Schedule | None = None, now: datetime | None = None) -> dict:
     """The fleet's projected month under `schedule` (today's by default), in two queries (the
-    sprites' counts; one GROUP BY over the last 7 days of the ledger): `total_usd`,
+    sprites' counts; one GROUP BY over the last 7 days of the daily rollup): `total_usd`,
     `per_user_usd` (assigned live sprites; None without any), the breakdown (`heartbeat_usd`,
     `user_usd`, `storage_usd`, pool storage included), `users`, `pool` (the pool sprites
     counted: the schedule's `pool_size`, else those there are) and the schedule's own figures
@@ -167,16 +173,14 @@ def _projection_counts() -> dict:
     }
 
 
-def _measured(since: datetime):
-    """Per assigned live sprite with heartbeat or user rows since `since`: its status, start,
-    mean heartbeat billed seconds and user seconds (one GROUP BY on the started_at index)."""
-    Cause = UsageRecord.Cause
+def _measured(first: date):
+    """Per assigned live sprite with rollup rows since `first`: its status, start, heartbeat
+    wakes and seconds, and user seconds (one GROUP BY over at most 7 rollup rows a sprite)."""
     return (
-        UsageRecord.objects.filter(kind=UsageRecord.Kind.ACTIVE, cause__in=[Cause.HEARTBEAT, Cause.USER],
-                                   started_at__gte=since, sprite__user__isnull=False)
+        SpriteDailyCost.objects.filter(day__gte=first, sprite__user__isnull=False)
         .exclude(sprite__status=UserSprite.Status.DESTROYED).order_by()
         .values_list("sprite", "sprite__status", "sprite__assigned_at", "sprite__created_at")
-        .annotate(hb=Avg("seconds", filter=Q(cause=Cause.HEARTBEAT)), us=Sum("seconds", filter=Q(cause=Cause.USER)))
+        .annotate(w=Sum("heartbeat_wakes"), hs=Sum("heartbeat_seconds"), us=Sum("user_seconds"))
     )
 
 
@@ -185,13 +189,14 @@ def _projection_from(counts: dict, schedule: Schedule, now: datetime) -> dict:
     per_second = schedule.active_usd_per_hour / 3600
     idle_now, default_turn = Decimal(settings.SPRITE_IDLE_SECONDS), Decimal(settings.COST_DEFAULT_TURN_SECONDS)
     turns, measured, user = ZERO, 0, ZERO
-    for _pk, status, assigned_at, created_at, hb, us in _measured(now - PROJECTION_WINDOW):
-        if hb is not None and status in UserSprite.WAKEABLE:
-            turns, measured = turns + Decimal(hb) - idle_now, measured + 1
+    first, window = _window(now)
+    for _pk, status, assigned_at, created_at, wakes, hs, us in _measured(first):
+        if wakes and status in UserSprite.WAKEABLE:
+            turns, measured = turns + Decimal(str(hs)) / wakes - idle_now, measured + 1
         if us:
             age = Decimal((now - (assigned_at or created_at)).total_seconds())
-            days = min(max(age, SECONDS_PER_DAY), Decimal(PROJECTION_WINDOW.total_seconds()))
-            user += Decimal(us) * HOURS_PER_MONTH * 3600 * per_second / days
+            days = max(min(age, window), SECONDS_PER_DAY)
+            user += Decimal(str(us)) * HOURS_PER_MONTH * 3600 * per_second / days
     if schedule.turn_seconds is not None:
         turns = schedule.turn_seconds * wakeable
     else:

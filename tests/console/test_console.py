@@ -76,15 +76,16 @@ def test_it_projects_each_sprite_from_the_schedule_in_sql(alice, bob):
     pool = make_sprite("claw-pool")
     bill(busy, NOW - timedelta(days=1), "0", seconds="120")
     bill(busy, NOW - timedelta(days=2), "0", seconds="180")  # mean 150 s billed per wake
-    bill(busy, NOW - timedelta(days=9), "0", seconds="900")  # older than the 7 days: not measured
+    bill(busy, NOW - timedelta(days=9), "0", seconds="900")  # before the 7 UTC days: not measured
     record_usage([usage(busy, started_at=NOW - timedelta(days=3), cause="user", seconds="3600")])
 
     rows = {s.pk: s for s in selectors.annotate_costs(UserSprite.objects.all())}
 
-    # 2,920 wakes × 150 s × $0.18/h = $21.90; 3,600 s in 7 days × 730 h / 168 h × $0.18/h = $0.78
+    # 2,920 wakes × 150 s × $0.18/h = $21.90; 3,600 s over the window (the 6 UTC days before
+    # today and today's 10 hours: 154 h) × 730 h / 154 h × $0.18/h = $0.85
     assert rows[busy.pk].projected_heartbeat_usd.quantize(Decimal("0.01")) == Decimal("21.90")
-    assert rows[busy.pk].projected_user_usd.quantize(Decimal("0.01")) == Decimal("0.78")
-    assert rows[busy.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("24.87")
+    assert rows[busy.pk].projected_user_usd.quantize(Decimal("0.01")) == Decimal("0.85")
+    assert rows[busy.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("24.94")
     # No wake measured yet: the default turn (120 s) + the idle tail (30 s), the same $21.90.
     assert rows[fresh.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("24.09")
     assert rows[pool.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("2.19")  # storage only

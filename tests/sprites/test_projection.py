@@ -118,3 +118,19 @@ def test_the_fleet_figure_is_the_sum_of_the_sprites_figures(what_if):
     assigned = [r for r in rows if r.user_id]
     per_user = sum(r.projected_monthly_usd for r in assigned) / len(assigned)
     assert abs(fleet["per_user_usd"] - Decimal(str(per_user))) <= Decimal("0.01")
+
+
+def test_the_daily_rollup_counts_heartbeat_wakes_and_seconds_and_user_seconds():
+    from sprites.models import SpriteDailyCost
+
+    now = timezone.now().replace(hour=12)
+    sprite = make_sprite("claw-r", status="online")
+    record_usage([usage(sprite, started_at=now, seconds="150"),
+                  usage(sprite, started_at=now + timedelta(minutes=15), seconds="149.5"),
+                  usage(sprite, started_at=now, cause="user", seconds="600", key="u1"),
+                  usage(sprite, started_at=now, cause="staff", seconds="40", key="s1"),
+                  usage(sprite, started_at=now, kind="storage", cause="storage", cost="0.003", key="st1")])
+    record_usage([usage(sprite, started_at=now, cause="user", seconds="60", key="u2")])  # an upsert adds
+    day = SpriteDailyCost.objects.get(sprite=sprite)
+    assert (day.heartbeat_wakes, day.heartbeat_seconds, day.user_seconds) == (2, Decimal("299.5"), Decimal("660"))
+    assert day.active_seconds == Decimal("999.5")
