@@ -18,7 +18,7 @@ help:
 	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
 	@echo "make lint          ruff (configuration in pyproject.toml); CI runs it"
 	@echo "make check         system checks (DEBUG on, as make run) + no missing migrations"
-	@echo "make bench         heartbeat sweep, provisioning and admin benchmarks (prints figures)"
+	@echo "make bench         heartbeat sweep, provisioning, admin and usage-metering benchmarks (prints figures)"
 	@echo "make soak          a fleet that heals: 1,000 sprites, 2 h of windows, 20% of calls failing"
 	@echo "make emulator      only the Sprites emulator, on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make install       the virtualenv in $(VENV) with requirements-dev.txt"
@@ -97,7 +97,8 @@ bench: install
 	  $(PY) manage.py bench_heartbeat --sprites 40 --running-limit 4 --latency-ms 50 --exec-seconds 0.2 --idle-seconds 2 --target 0.7 && \
 	  echo "==> Provisioning" && $(PY) manage.py bench_provision && \
 	  echo "==> Sign-up burst, empty pool (task worker)" && $(PY) manage.py bench_signups && \
-	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS)
+	  echo "==> Operator console" && $(PY) manage.py bench_admin $(BENCH_ADMIN_ARGS) && \
+	  echo "==> A day of heartbeats and user sessions, ledger vs meter" && $(PY) manage.py bench_usage $(BENCH_USAGE_ARGS)
 
 # The soak of issue 14 (docs/operations.md "A fleet that heals"), on the same scratch database.
 soak: install

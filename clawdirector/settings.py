@@ -322,6 +322,11 @@ HEARTBEAT_COMMAND = env.str("HEARTBEAT_COMMAND", default="")
 # Per-sprite wake records older than this are pruned at the end of each sweep.
 HEARTBEAT_WAKE_RETENTION_DAYS = env.int("HEARTBEAT_WAKE_RETENTION_DAYS", default=30)
 SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)
+# How often `manage.py sample_usage --loop` reads the VM states to bill user sessions; the
+# sampling error per session is at most half of it (docs/cost-model.md, "User sessions").
+USAGE_SAMPLE_SECONDS = env.int("USAGE_SAMPLE_SECONDS", default=60)
+# The projection's turn length for a sprite with no measured heartbeat yet (the guide's 2 min).
+COST_DEFAULT_TURN_SECONDS = env.int("COST_DEFAULT_TURN_SECONDS", default=120)
 SPRITE_ACTIVE_USD_PER_HOUR = env_decimal("SPRITE_ACTIVE_USD_PER_HOUR", "0.18")
 SPRITE_STORAGE_USD_PER_GB_HOUR = env_decimal("SPRITE_STORAGE_USD_PER_GB_HOUR", "0.0003")
 SPRITE_STORAGE_GB = env_decimal("SPRITE_STORAGE_GB", "10")

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from console.login import login as admin_login
 from sprites.api import urls as sprites_urls
+from sprites.api.costs import ProjectionView
 from sprites.api.errors import not_found
 from sprites.api.views import ObtainTokenView
 
@@ -14,6 +15,7 @@ urlpatterns = [
     sprites_urls.list_route,  # /api/sprites, with or without the slash
     path("api/sprites/", include("sprites.api.urls")),
     path("api/cron/", include("heartbeat.urls")),
+    re_path(r"^api/costs/projection(?:/)?$", ProjectionView.as_view(), name="api-costs-projection"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

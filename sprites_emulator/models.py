@@ -134,6 +134,7 @@ class Sprite:
     closed_seconds: float = 0.0  # length of the running periods already over
     previous_warming: float | None = None  # monotonic time the previous period went warm
     wakes: int = 0
+    url_sessions: int = 0  # sessions opened through the sprite URL (sessions.py)
     # Inside the VM
     files: dict = field(default_factory=dict)
     dirs: set = field(default_factory=lambda: {"/", "/home", HOME, "/tmp"})

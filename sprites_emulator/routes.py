@@ -229,10 +229,33 @@ class EmulatorHandler(WireHandler):
     # -- the sprite URL
 
     def _sprite_url(self, name: str, rest: str) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            return self._url_session(name)
         status, body = self.server.state.visit_url(name, rest)
         if isinstance(body, dict):
             return self._send_json(status, body)
         return self._send(status, body.encode(), "text/html; charset=utf-8")
+
+    def _url_session(self, name: str) -> None:
+        """A WebSocket to the sprite URL (the user's browser on its gateway): answered 101 and
+        held open; the sprite stays running until the client hangs up (sessions.py). No
+        WebSocket frames are spoken: only the connection's lifetime matters to the meter."""
+        state = self.server.state
+        sprite = state.open_session(name)
+        try:
+            if not sprite.gateway_running():
+                return self._send_json(503, {"error": "no service is listening on this sprite's http_port"})
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            self._headers_sent = True
+            self.close_connection = True
+            while self._client_connected():
+                time.sleep(0.02)
+        finally:
+            state.close_session(sprite)
 
     # -- control endpoints (no auth, no faults: they are the test harness, loopback only)
 
@@ -256,6 +279,13 @@ class EmulatorHandler(WireHandler):
             raise _method_not_allowed()
         if path == ["sprites"] and method == "POST":
             return self._send_json(201, {"created": self._create_many(state)})
+        if path == ["clock"]:
+            if method == "GET":
+                return self._send_json(200, state.clock())
+            if method == "POST":
+                body = self._json_body()
+                return self._send_json(200, state.advance_clock(body.get("advance") if isinstance(body, dict) else None))
+            raise _method_not_allowed()
         if len(path) == 3 and path[0] == "sprites":
             return self._control_sprite(path[1], path[2])
         raise ApiError(404, {"error": "not found"})
@@ -279,6 +309,8 @@ class EmulatorHandler(WireHandler):
             if method == "POST":
                 return self._send_json(200, state.set_behavior(name, self._json_body()))
             raise _method_not_allowed()
+        if what == "session" and method == "POST":
+            return self._send_json(201, state.simulate_session(name, self._json_body()))
         if what == "pairing-request" and method == "POST":
             return self._send_json(201, state.add_pairing_request(name, self._json_body(optional=True)))
         if what == "orphan" and method == "POST":

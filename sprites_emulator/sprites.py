@@ -73,12 +73,15 @@ class SpritesMixin:
 
     def get_sprite(self, name: str) -> dict:
         with self.lock:
-            return self._sprite_json(self._get(name), self.now())
+            now = self.now()
+            self._advance(now)
+            return self._sprite_json(self._get(name), now)
 
     def list_sprites(self, query: dict) -> dict:
         prefix, max_results, after = _list_params(query)
         with self.lock:
             now = self.now()
+            self._advance(now)
             start = bisect.bisect_right(self._names, after) if after else 0
             start = max(start, bisect.bisect_left(self._names, prefix))
             page: list[Sprite] = []

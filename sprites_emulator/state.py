@@ -49,13 +49,14 @@ from .models import Sprite
 from .options import Faults, Options
 from .policy import PolicyMixin
 from .services import ServicesMixin
+from .sessions import SessionsMixin
 from .sprites import SpritesMixin
 
 SPRITE_VERSION = "v0.0.1-emulator"
 
 
 class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, FilesMixin, PolicyMixin,
-                    ControlMixin, DriftMixin):
+                    ControlMixin, DriftMixin, SessionsMixin):
     """Everything the emulator knows. Thread-safe; the server holds one per process."""
 
     def __init__(self, options: Options | None = None, *, base_url: str = "http://127.0.0.1"):
@@ -63,15 +64,15 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
         self.base_url = base_url  # the server sets its real address after binding
         self.lock = threading.Lock()
         self._wall_offset = time.time() - time.monotonic()
+        self._clock_offset = 0.0  # moved forward by advance_clock (sessions.py), never back
         self._rng = random.Random(self.options.seed)
         self._ids = itertools.count(1000)
         self.reset()
 
     # -- clocks and helpers
 
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
+    def now(self) -> float:
+        return time.monotonic() + self._clock_offset
 
     def wall(self, monotonic: float) -> float:
         return monotonic + self._wall_offset
@@ -108,6 +109,7 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
             self._cap_mark = self.now()
             self.cap_full_seconds = 0.0
             self.peak_running = 0
+            self._init_sessions()
 
     def get_faults(self) -> dict:
         with self.lock:
@@ -154,6 +156,7 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
 
     def _advance(self, now: float) -> None:
         """Free the slots whose idle tails ended by `now`, in order, metering time at the cap."""
+        self._settle_sessions(now)
         limit = self.options.running_limit
         while self._tails and self._tails[0][0] <= now:
             ended, _, name = heapq.heappop(self._tails)
@@ -264,6 +267,7 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
         """The exact meter, served at GET /_emulator/meter."""
         with self.lock:
             now = self.now()
+            self._advance(now)
             sprites: dict[str, dict] = {}
             for name, seconds in self.retired.items():
                 sprites[name] = {"running_seconds": seconds, "running_seconds_final": seconds,
@@ -273,7 +277,8 @@ class EmulatorState(SpritesMixin, ExecMixin, ServicesMixin, CheckpointsMixin, Fi
                 before = self.retired.get(name, 0.0)  # an earlier sprite of the same name
                 sprites[name] = {"running_seconds": before + so_far,
                                  "running_seconds_final": before + final,
-                                 "status": self.status(sprite, now), "wakes": sprite.wakes}
+                                 "status": self.status(sprite, now), "wakes": sprite.wakes,
+                                 "url_sessions": sprite.url_sessions}
         for entry in sprites.values():
             entry["running_seconds"] = round(entry["running_seconds"], 6)
             entry["running_seconds_final"] = round(entry["running_seconds_final"], 6)

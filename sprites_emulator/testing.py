@@ -95,6 +95,15 @@ class EmulatorHandle:
     def reset(self) -> None:
         self._state.reset()
 
+    def advance_clock(self, seconds: float) -> dict:
+        """Move the emulator's clock forward (as POST /_emulator/clock): `{"now", "offset_seconds"}`."""
+        return self._state.advance_clock(seconds)
+
+    def simulate_session(self, name: str, seconds: float) -> dict:
+        """A user session through the sprite URL of `seconds` on the emulator's clock (as POST
+        /_emulator/sprites/{name}/session)."""
+        return self._state.simulate_session(name, {"seconds": seconds})
+
     # -- readings
 
     def meter(self) -> dict:
@@ -119,6 +128,10 @@ class EmulatorHandle:
     def exists(self, name: str) -> bool:
         with self._state.lock:
             return name in self._state.sprites
+
+    def activities(self, name: str) -> int:
+        """Activities in progress on the sprite (execs, sessions through its URL)."""
+        return self._read(name, lambda sprite: sprite.active)
 
     def openclaw_installed(self, name: str) -> bool:
         """Whether a set-up script has installed OpenClaw in it."""

@@ -20,6 +20,7 @@ from console.chart import cost_chart
 from console.filters import HasErrorFilter, HeartbeatOverdueFilter, OverBudgetFilter, StatusFilter, VMStateFilter
 from console.fleet import fleet_figures
 from console.tasks import task_batch
+from console.whatif import what_if
 from sprites import selectors
 from sprites.models import UserSprite
 
@@ -121,6 +122,7 @@ class UserSpriteAdmin(SpriteColumns, MoneyColumns, SpriteActions, NoEditing):
         view = self.admin_site.admin_view
         return [
             path("live/", view(views.live(self)), name="%s_%s_live" % info),
+            path("what-if/", view(what_if(self)), name="%s_%s_what_if" % info),
             path("tasks/<slug:batch>/", view(task_batch(self)), name="%s_%s_tasks" % info),
             path("reconcile/", view(healing.reconcile_now(self)), name="%s_%s_reconcile" % info),
             path(

@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sprites import modelaccess
+from sprites import modelaccess, selectors
 from sprites.billing import budget
 from sprites.models import UserSprite
 
@@ -44,8 +44,12 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
     cost_to_date_usd = serializers.DecimalField(
         source="total_cost_usd", max_digits=14, decimal_places=8, read_only=True
     )
-    projected_monthly_cost_usd = serializers.DecimalField(
-        source="projected_monthly_cost", max_digits=14, decimal_places=2, read_only=True
+    projected_monthly_cost_usd = serializers.SerializerMethodField(
+        help_text="The schedule's projection for a month (docs/cost-model.md, \"Projection\"), USD."
+    )
+    projected_monthly = serializers.SerializerMethodField(
+        help_text="Its breakdown (USD per month): `heartbeat_usd` (wakes × billed seconds per wake × rate), "
+                  "`user_usd` (the user's sessions, last 7 days' average), `storage_usd`, `monthly_usd` (the sum)."
     )
     gateway_ws_url = serializers.SerializerMethodField(
         help_text="wss:// URL of the gateway's WebSocket (send the token in connect params.auth.token)."
@@ -81,8 +85,8 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
         fields = [
             "id", "status", "vm_state", "vm_state_checked_at", "last_heartbeat",
             "total_runtime_minutes", "total_runtime_hours", "cost_to_date_usd", "projected_monthly_cost_usd",
-            "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at", "model_access",
-            "budget", "gateway_health",
+            "projected_monthly", "gateway_url", "gateway_ws_url", "gateway_token", "last_error", "last_error_at",
+            "model_access", "budget", "gateway_health",
         ]
         read_only_fields = fields
 
@@ -103,6 +107,20 @@ class SpriteStatusSerializer(serializers.ModelSerializer):
         "error": {"type": "string"}, "healing": {"type": "string"}}})
     def get_gateway_health(self, sprite: UserSprite) -> dict:
         return sprite.gateway_health()
+
+    def _projection(self, sprite: UserSprite) -> dict:
+        if getattr(self, "_projected", (None,))[0] != sprite.pk:
+            self._projected = (sprite.pk, selectors.sprite_projection(sprite))
+        return self._projected[1]
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_projected_monthly_cost_usd(self, sprite: UserSprite) -> str:
+        return str(self._projection(sprite)["monthly_usd"])
+
+    @extend_schema_field({"type": "object", "properties": {
+        key: {"type": "string", "format": "decimal"} for key in ("heartbeat_usd", "user_usd", "storage_usd", "monthly_usd")}})
+    def get_projected_monthly(self, sprite: UserSprite) -> dict:
+        return {key: str(value) for key, value in self._projection(sprite).items()}
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_gateway_ws_url(self, sprite: UserSprite) -> str:

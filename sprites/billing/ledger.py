@@ -86,28 +86,37 @@ def _record_once(usages: list[Usage]) -> list[Usage]:
 
 
 def _add_to_daily_rollup(usages: list[Usage]) -> None:
-    """One upsert that adds each (sprite, UTC day) group to its rollup row."""
-    groups: dict[tuple[int, object], list[Decimal]] = defaultdict(lambda: [Decimal("0"), Decimal("0")])
+    """One upsert that adds each (sprite, UTC day) group to its rollup row: cost, active
+    seconds, and what the projection reads (heartbeat wakes and seconds, user seconds)."""
+    groups: dict[tuple[int, object], list] = defaultdict(lambda: [Decimal("0"), Decimal("0"), 0, Decimal("0"),
+                                                                  Decimal("0")])
     for u in usages:
         group = groups[(u.sprite_id, u.started_at.astimezone(dt_timezone.utc).date())]
         group[0] += u.cost_usd
         if u.kind == UsageRecord.Kind.ACTIVE:
             group[1] += u.seconds
+            if u.cause == UsageRecord.Cause.HEARTBEAT:
+                group[2] += 1
+                group[3] += u.seconds
+            elif u.cause == UsageRecord.Cause.USER:
+                group[4] += u.seconds
     table = connection.ops.quote_name(SpriteDailyCost._meta.db_table)
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(groups))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(groups))
     params: list = []
-    for (sprite_id, day), (cost, seconds) in groups.items():
-        params += [sprite_id, day, cost, seconds]
+    for (sprite_id, day), sums in groups.items():
+        params += [sprite_id, day, *sums]
+    added = ", ".join(f"{col} = {table}.{col} + EXCLUDED.{col}" for col in ROLLUP_SUMS)
     # INSERT … ON CONFLICT … DO UPDATE: PostgreSQL and SQLite (3.24+) alike. Django's
     # bulk_create(update_conflicts=True) can only overwrite, and this must add.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (sprite_id, day, cost_usd, active_seconds) VALUES {values} "
-            f"ON CONFLICT (sprite_id, day) DO UPDATE SET "
-            f"cost_usd = {table}.cost_usd + EXCLUDED.cost_usd, "
-            f"active_seconds = {table}.active_seconds + EXCLUDED.active_seconds",
+            f"INSERT INTO {table} (sprite_id, day, {', '.join(ROLLUP_SUMS)}) VALUES {values} "
+            f"ON CONFLICT (sprite_id, day) DO UPDATE SET {added}",
             params,
         )
+
+
+ROLLUP_SUMS = ("cost_usd", "active_seconds", "heartbeat_wakes", "heartbeat_seconds", "user_seconds")
 
 
 def retry_deadlocks(fn, *args, **kwargs):

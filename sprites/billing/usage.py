@@ -45,6 +45,19 @@ def active(*, sprite_id: int, cause: str, tag: str, started_at: datetime, ended_
     )
 
 
+def user_session(*, sprite_id: int, window_start: datetime, started_at: datetime, ended_at: datetime,
+                 seconds: float, detail: dict | None = None) -> Usage:
+    """Running time nothing ClawDirector caused (the user's own session) between two samples
+    of the VM (sprites.billing.sessions). Key `active:{sprite}:user:{window start}`, the window
+    starting at the previous observation: a re-read of the same window bills nothing."""
+    seconds = round_seconds(max(seconds, 0))
+    return Usage(
+        sprite_id=sprite_id, kind=Kind.ACTIVE, cause=UsageRecord.Cause.USER, started_at=started_at,
+        ended_at=ended_at, seconds=seconds, cost_usd=active_cost(seconds),
+        key=f"active:{sprite_id}:user:{window_start.isoformat()}", detail=detail or {},
+    )
+
+
 def llm(*, sprite_id: int, cause: str, tag: str, started_at: datetime, ended_at: datetime, cost_usd: Decimal,
         slot: datetime | None = None) -> Usage:
     """Model spend a turn reported (`costUsd`). Key `llm:{sprite}:{tag}:{slot}`."""

@@ -28,6 +28,7 @@ class UsageRecord(models.Model):
         POOL_SETUP = "pool_setup", "Pool set-up"
         STORAGE = "storage", "Storage accrual"
         MODEL_PROXY = "model_proxy", "Model proxy reconciliation"
+        USER = "user", "User session"
 
     sprite = models.ForeignKey("sprites.UserSprite", on_delete=models.PROTECT, related_name="usage")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -75,6 +76,11 @@ class SpriteDailyCost(models.Model):
     day = models.DateField()
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
     active_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=ZERO)
+    # What the projection reads (sprites.selectors): heartbeat wakes and their billed seconds,
+    # and the users' own session seconds, so it never scans a week of ledger rows.
+    heartbeat_wakes = models.PositiveIntegerField(default=0)
+    heartbeat_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=ZERO)
+    user_seconds = models.DecimalField(max_digits=16, decimal_places=3, default=ZERO)
 
     class Meta:
         db_table = "sprite_daily_cost"

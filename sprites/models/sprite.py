@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from sprites.fields import EncryptedTextField
 from sprites.models.health import GatewayHealth, gateway_check_updates
-from sprites.models.ledger import HOURS_PER_MONTH, ZERO
+from sprites.models.ledger import ZERO
 from sprites.models.schedule import Epoch, heartbeat_interval, slot_epoch
 
 ERROR_CHARS = 2000
@@ -313,17 +313,6 @@ class UserSprite(GatewayHealth, models.Model):
     @property
     def age(self) -> timedelta:
         return timezone.now() - (self.assigned_at or self.created_at)
-
-    def projected_monthly_cost(self, *, now=None) -> Decimal:
-        """Cost to date scaled to a 730-hour month, from the sprite's assigned lifetime.
-
-        A sprite younger than a day is projected from its first day, to keep one early
-        expensive provisioning from projecting a fortune.
-        """
-        now = now or timezone.now()
-        start = self.assigned_at or self.created_at
-        hours = max(Decimal((now - start).total_seconds()) / 3600, Decimal(24))
-        return (self.total_cost_usd * HOURS_PER_MONTH / hours).quantize(Decimal("0.01"))
 
     # --- the state rules ----------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ Conventions:
 - every wake ClawDirector causes is billed through `sprites.billing`.
 
 Rooms: `provisioning` (a user's sprite, set-up, resume), `pool` (the warm pool), `lifecycle`
-(start, stop, refresh, rotate, destroy, VM states), `pairing` (browser devices, dashboard
+(start, stop, refresh, rotate, destroy, VM states), `sampling` (every read of the VM states
+bills the users' own sessions, cause `user`), `pairing` (browser devices, dashboard
 links), `heartbeat` (one turn in one sprite), `verify` and `heal` (the gateway checked through its
 URL after a wake; restart, restore, alert), `reconcile` (the provider's inventory against the
 database), `storage` (hourly accrual), `metrics` (API call

@@ -16,6 +16,7 @@ from sprites.billing import budget
 from sprites.client import SpriteNotFound, SpritesCapacityExceeded, SpritesError, get_client
 from sprites.models import UsageRecord, UserSprite
 
+from . import sampling
 from .errors import SpriteActionError, check_stream
 from .events import bill_wake, cause_for, fail, log_event, ms_since, require
 from .verify import verify_after_start
@@ -133,13 +134,15 @@ def sync_vm_states() -> int:
     """Read every ClawDirector sprite's VM state through the list API (50 per call, so a
     10,000-sprite fleet costs 200 calls) and store it, moving `online`/`sleeping` with it.
     The heartbeat runs this before each sweep, so the console shows what users' own activity
-    keeps awake. Sprites missing from the list are left for a per-sprite refresh. Returns the
-    number of rows updated."""
+    keeps awake, and bills that activity as `user` (`sampling`). Sprites missing from the list
+    are left for a per-sprite refresh. Returns the number of rows updated."""
     states: dict[str, list[str]] = {}
-    for info in get_client().list_sprites(prefix=settings.SPRITE_NAME_PREFIX):
+    infos = list(get_client().list_sprites(prefix=settings.SPRITE_NAME_PREFIX))
+    for info in infos:
         vm_state = info.status if info.status in UserSprite.VMState.values else UserSprite.VMState.UNKNOWN
         states.setdefault(vm_state, []).append(info.name)
     now, updated = timezone.now(), 0
+    sampling.bill_user_sessions(infos, now)  # every read of the states is a usage sample
     for vm_state, names in states.items():
         for i in range(0, len(names), 1000):
             updated += UserSprite.objects.follow_vm_state(names[i:i + 1000], vm_state, now)

@@ -70,17 +70,25 @@ def test_it_sums_cost_this_month_from_ledger_rows_started_this_utc_month(alice):
     assert row.total_cost_usd == Decimal("6.75")
 
 
-def test_it_projects_in_sql_exactly_what_the_model_projects(alice, bob):
-    old = make_sprite("claw-old", user=alice, age_days=20)
-    young = make_sprite("claw-young", user=bob, age_days=0)  # floored at 24 h
-    bill(old, NOW - timedelta(days=3), "3.00")
-    bill(young, NOW - timedelta(hours=2), "0.10")
+def test_it_projects_each_sprite_from_the_schedule_in_sql(alice, bob):
+    busy = make_sprite("claw-busy", user=alice)
+    fresh = make_sprite("claw-fresh", user=bob, age_days=0)
+    pool = make_sprite("claw-pool")
+    bill(busy, NOW - timedelta(days=1), "0", seconds="120")
+    bill(busy, NOW - timedelta(days=2), "0", seconds="180")  # mean 150 s billed per wake
+    bill(busy, NOW - timedelta(days=9), "0", seconds="900")  # before the 7 UTC days: not measured
+    record_usage([usage(busy, started_at=NOW - timedelta(days=3), cause="user", seconds="3600")])
 
     rows = {s.pk: s for s in selectors.annotate_costs(UserSprite.objects.all())}
 
-    for sprite in (old, young):
-        assert rows[sprite.pk].projected_monthly_usd.quantize(Decimal("0.01")) == sprite.projected_monthly_cost(now=NOW)
-    assert sprite.projected_monthly_cost(now=NOW) == Decimal("3.04")  # 0.10 × 730 / 24
+    # 2,920 wakes × 150 s × $0.18/h = $21.90; 3,600 s over the window (the 6 UTC days before
+    # today and today's 10 hours: 154 h) × 730 h / 154 h × $0.18/h = $0.85
+    assert rows[busy.pk].projected_heartbeat_usd.quantize(Decimal("0.01")) == Decimal("21.90")
+    assert rows[busy.pk].projected_user_usd.quantize(Decimal("0.01")) == Decimal("0.85")
+    assert rows[busy.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("24.94")
+    # No wake measured yet: the default turn (120 s) + the idle tail (30 s), the same $21.90.
+    assert rows[fresh.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("24.09")
+    assert rows[pool.pk].projected_monthly_usd.quantize(Decimal("0.01")) == Decimal("2.19")  # storage only
 
 
 def test_it_summarises_the_fleet(alice, bob, settings):
@@ -103,9 +111,11 @@ def test_it_summarises_the_fleet(alice, bob, settings):
     assert summary["users"] == 2
     assert summary["cost_month_usd"] == Decimal("3.40")
     assert summary["cost_to_date_usd"] == Decimal("12.40")
-    # 11 / 720 h × 730 + 1 / 720 h × 730, live sprites only.
-    assert summary["projected_monthly_usd"].quantize(Decimal("0.01")) == Decimal("12.17")
-    assert summary["avg_per_user_usd"].quantize(Decimal("0.01")) == Decimal("6.08")
+    # Each user: 2,920 wakes × 120 s measured × $0.18/h + $2.19 storage = $19.71; the pool
+    # sprite's storage; nothing for the destroyed one.
+    assert summary["avg_per_user_usd"] == Decimal("19.71")
+    assert summary["projected_monthly_usd"] == Decimal("41.61")
+    assert summary["projection"]["storage_usd"] == Decimal("6.57")
 
 
 def test_it_totals_ledger_rows_per_utc_day_for_the_chart(alice):
@@ -176,9 +186,9 @@ def test_it_shows_the_summary_band_with_pool_and_local_currency(admin_client, al
     assert '<strong class="fleet-figure" data-fleet="cost-month">$20.00</strong>' in html
     assert '<strong class="fleet-figure" data-fleet="pool">1 / 2</strong>' in html
     assert "fleet-card--warn" in html  # pool below target
-    # 20 × 730 / 720 = 20.28 per user and month, at 84 INR/USD.
-    assert '<strong class="fleet-figure" data-fleet="per-user">$20.28</strong>' in html
-    assert "≈ INR 1,703" in html
+    # 2,920 wakes × 120 s measured × $0.18/h + $2.19 storage = $19.71 per user, at 84 INR/USD.
+    assert '<strong class="fleet-figure" data-fleet="per-user">$19.71</strong>' in html
+    assert "≈ INR 1,656" in html
     assert '<strong data-fleet-count="online">1</strong>' in html
 
 
@@ -231,7 +241,7 @@ def test_it_runs_the_same_number_of_queries_for_5_and_50_sprites(admin_client, s
 
     assert (shown_small, shown_large) == (5, 50)
     assert small == large
-    assert large <= 13  # constant; the last reconciliation run is one of them
+    assert large <= 14  # constant: the last reconciliation run and the projection band are among them
 
 
 def test_it_sorts_by_cost_this_month(admin_client, alice, bob):
@@ -281,6 +291,8 @@ def test_it_filters_over_budget_only_when_a_budget_is_set(admin_client, alice, b
     cheap = make_sprite("claw-cheap", user=bob, age_days=30)
     bill(dear, NOW - timedelta(days=1), "30.00")
     bill(cheap, NOW - timedelta(days=1), "2.00")
+    # Both project $19.71 from the schedule; dear's user spends 10 hours a week on top (+$7.82).
+    record_usage([usage(dear, started_at=NOW - timedelta(days=2), cause="user", seconds="36000")])
 
     settings.SPRITE_MONTHLY_BUDGET_USD = None
     assert "Over $" not in admin_client.get(CHANGELIST).content.decode()

@@ -208,7 +208,7 @@ def test_it_serves_the_status_from_the_database(sprite, emulator, django_assert_
     session = APIClient()
     session.login(username="alice", password="alice-password-1")
     before = emulator.counters()["requests"]
-    with django_assert_max_num_queries(4):  # session, user, sprite, the user's spend this month
+    with django_assert_max_num_queries(5):  # session, user, sprite, the user's spend this month, its projection
         response = session.get(f"/api/sprites/{sprite.public_id}/status")  # the guide's exact path
     assert emulator.counters()["requests"] == before  # no Sprites call
     body = response.json()
@@ -224,7 +224,7 @@ def test_it_serves_the_status_from_the_database(sprite, emulator, django_assert_
 def test_it_serves_the_status_with_token_auth_in_few_queries(sprite, alice, django_assert_max_num_queries):
     token = Token.objects.create(user=alice)
     client = APIClient()
-    with django_assert_max_num_queries(3):  # token + user, sprite, the user's spend this month
+    with django_assert_max_num_queries(4):  # token + user, sprite, the user's spend this month, its projection
         response = client.get(url(sprite, "status"), HTTP_AUTHORIZATION=f"Token {token.key}")
     assert response.status_code == 200
 
