@@ -47,13 +47,14 @@ def claim(*, limit: int, interval: timedelta, lease: timedelta, force: bool = Fa
     name_col = qn(meta.get_field("sprite_name").column)
     public_col = qn(meta.get_field("public_id").column)
     url_col, good_col = qn(meta.get_field("sprite_url").column), qn(meta.get_field("known_good_at").column)
+    token_field = meta.get_field("gateway_token")  # for the connect after the turn (verify)
     adapt = connection.ops.adapt_datetimefield_value
     # The lease test is repeated outside: PostgreSQL re-checks it on the row's latest version.
     sql = (
         f"WITH picked (pk) AS MATERIALIZED ({inner_sql}) "
         f"UPDATE {table} SET {lease_col} = %s WHERE {pk} IN (SELECT pk FROM picked) "
         f"AND ({lease_col} IS NULL OR {lease_col} < %s) "
-        f"RETURNING {pk}, {name_col}, {public_col}, {url_col}, {good_col}"
+        f"RETURNING {pk}, {name_col}, {public_col}, {url_col}, {good_col}, {qn(token_field.column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*inner_params, adapt(now + lease), adapt(now)])
@@ -61,6 +62,7 @@ def claim(*, limit: int, interval: timedelta, lease: timedelta, force: bool = Fa
     stale = now - timedelta(hours=settings.HEAL_CHECKPOINT_EVERY_HOURS)
     return sorted((Target(pk=row[0], name=row[1], public_id=str(row[2]), url=row[3] or "",
                           checkpoint_due=_before(row[4], stale),
+                          token=token_field.from_db_value(row[5], None, connection) or "",
                           slot=None if force else heartbeat_slot(row[0], now, interval)) for row in rows),
                   key=lambda t: t.pk)
 

@@ -16,6 +16,7 @@ import socket
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import gateway_ws
 from .errors import ApiError, ClientGone
 from .wire import WireHandler, logger
 
@@ -237,23 +238,27 @@ class EmulatorHandler(WireHandler):
         return self._send(status, body.encode(), "text/html; charset=utf-8")
 
     def _url_session(self, name: str) -> None:
-        """A WebSocket to the sprite URL (the user's browser on its gateway): answered 101 and
-        held open; the sprite stays running until the client hangs up (sessions.py). No
-        WebSocket frames are spoken: only the connection's lifetime matters to the meter."""
+        """A WebSocket to the sprite URL (the user's browser on its gateway): answered 101, then
+        the gateway's opening (gateway_ws.py: the challenge, `connect` with the gateway token
+        answered hello-ok, a wrong token refused and closed 1008); the sprite stays running
+        until the client hangs up (sessions.py)."""
         state = self.server.state
         sprite = state.open_session(name)
         try:
             if not sprite.gateway_running():
                 return self._send_json(503, {"error": "no service is listening on this sprite's http_port"})
+            token = sprite.gateway().env.get("OPENCLAW_GATEWAY_TOKEN", "")
             self.send_response(101)
             self.send_header("Upgrade", "websocket")
             self.send_header("Connection", "Upgrade")
+            key = self.headers.get("Sec-WebSocket-Key")
+            if key:
+                self.send_header("Sec-WebSocket-Accept", gateway_ws.accept_key(key))
             self.end_headers()
             self.wfile.flush()
             self._headers_sent = True
             self.close_connection = True
-            while self._client_connected():
-                time.sleep(0.02)
+            gateway_ws.serve(self.rfile, self.wfile, token)
         finally:
             state.close_session(sprite)
 

@@ -76,7 +76,7 @@ HTTP_SPEAKERS = ("sprites/client/", "sprites/modelaccess/litellm.py", "sprites/n
 def test_only_the_client_the_model_proxys_key_api_and_the_webhook_speak_http():
     speakers = {
         path for path, names in imports_of("sprites").items()
-        if any(name.split(".")[0] in ("requests", "urllib3", "httpx") for name in names)
+        if any(name.split(".")[0] in ("requests", "urllib3", "httpx", "websockets") for name in names)
     }
     assert speakers and all(path.startswith(HTTP_SPEAKERS) for path in speakers)
     assert "sprites/modelaccess/litellm.py" in speakers

@@ -13,7 +13,7 @@ from .errors import (
     SpritesRateLimited,
     SpritesUnavailable,
 )
-from .gateway import check_gateway
+from .gateway import check_gateway, ws_exchange
 from .http import SpritesClient, get_client
 from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent, parse_checkpoint_id
 from .wire import parse_exec_body, parse_exec_frames
@@ -22,5 +22,5 @@ __all__ = [
     "Checkpoint", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
     "SpritesBadRequest", "SpritesCapacityExceeded",
     "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
-    "check_gateway", "get_client", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
+    "check_gateway", "get_client", "ws_exchange", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
 ]

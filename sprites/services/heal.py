@@ -19,12 +19,12 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from sprites import billing, modelaccess, notify, openclaw
-from sprites.client import SpritesConflict, SpritesError, check_gateway, get_client
+from sprites.client import SpritesConflict, SpritesError, get_client
 from sprites.models import KnownGoodCheckpoint, LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
 from .events import log_event
-from .verify import verify_sprite
+from .verify import check_end_to_end, verify_sprite
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def _act(rung: Rung) -> None:
             check_stream(client.put_service(name, openclaw.GATEWAY_SERVICE,
                                             **openclaw.gateway_service(rung.sprite.gateway_token)),
                          "Starting the gateway service")
-        rung.error = check_gateway(rung.sprite.sprite_url, timeout=settings.GATEWAY_VERIFY_TIMEOUT_SECONDS,
-                                   wait=settings.GATEWAY_VERIFY_WAIT_SECONDS)
+        rung.error = check_end_to_end(rung.sprite.sprite_url, rung.sprite.gateway_token,
+                                      wait=settings.GATEWAY_VERIFY_WAIT_SECONDS)
     except (SpritesError, SpriteActionError) as exc:
         rung.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one sprite must never stop the others

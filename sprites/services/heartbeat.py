@@ -8,7 +8,7 @@ done, bounded by the command's own `timeout` and, a little later, the HTTP read.
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -53,6 +53,7 @@ class Target:
     slot: datetime | None = None  # start of the sprite's own window this wake is for (None: forced)
     url: str = ""  # the sprite URL: the gateway is verified through it after the turn
     checkpoint_due: bool = False  # a verified turn leaves a known-good checkpoint
+    token: str = field(default="", repr=False)  # the gateway token, for the connect check; never shown
 
 
 @dataclass

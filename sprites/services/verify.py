@@ -6,10 +6,11 @@ handed over the URL and whether a checkpoint is due; `heartbeat.record` writes t
 in its batch with `record_checks`). A user's start queues `verify_gateway_task`, which waits
 for the restarted gateway (GATEWAY_VERIFY_WAIT_SECONDS) in the worker, not in the request.
 
-Only `GET /startupz` is checked: a WebSocket `connect` as a browser makes it needs a signed
-Ed25519 device identity and a paired device (../shared/openclaw.md), which the control plane
-does not hold; /startupz answers 200 only once the gateway finished starting, through the
-same router and URL the browser uses.
+The check is `GET /startupz` (200 only once the gateway finished starting), then a WebSocket
+`connect` with the user's gateway token through the same URL a browser uses
+(`sprites.openclaw.connect`): the real 2026.9.6 says `hello-ok` to the token without a device
+identity, so nothing is paired and no pairing request is left; a gateway that runs but lost or
+changed its token is caught here, not by the user.
 """
 
 import logging
@@ -19,8 +20,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sprites.client import SpritesError, check_gateway, get_client
+from sprites.client import SpritesError, check_gateway, get_client, ws_exchange
 from sprites.models import KnownGoodCheckpoint, LifecycleEvent, UserSprite
+from sprites.openclaw import connect
 
 from .events import log_event
 
@@ -36,7 +38,7 @@ def verify_after_turn(target, result) -> None:
     if not (settings.GATEWAY_VERIFY and target.url):
         return
     try:
-        result.gateway_error = check_gateway(target.url, timeout=settings.GATEWAY_VERIFY_TIMEOUT_SECONDS)
+        result.gateway_error = check_end_to_end(target.url, target.token)
     except Exception as exc:  # noqa: BLE001 - one sprite must never stop the sweep
         result.gateway_error = f"check raised {type(exc).__name__}"
     if result.gateway_error or not (result.ok and target.checkpoint_due):
@@ -45,6 +47,20 @@ def verify_after_turn(target, result) -> None:
         result.known_good_checkpoint = get_client().create_checkpoint(target.name, comment=KNOWN_GOOD_COMMENT)
     except SpritesError as exc:
         logger.warning("Known-good checkpoint of %s failed: %s", target.name, exc)
+
+
+def check_end_to_end(url: str, token: str, *, wait: float = 0.0) -> str:
+    """"" when the gateway behind the sprite URL answers /startupz (waiting up to `wait` for
+    it) and says hello-ok to a connect with `token`; else why not (never the token)."""
+    timeout = settings.GATEWAY_VERIFY_TIMEOUT_SECONDS
+    problem = check_gateway(url, timeout=timeout, wait=wait)
+    if problem or not token:
+        return problem
+    try:
+        frames = ws_exchange(url, lambda first: connect.probe_request(token), timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - refused upgrade, reset, timeout: all one answer
+        return f"WebSocket connect failed ({type(exc).__name__})"
+    return connect.probe_problem(frames)
 
 
 def record_checks(checks: dict[int, str], checkpoints: dict[int, tuple[str, datetime]], now: datetime) -> None:
@@ -64,7 +80,7 @@ def verify_sprite(sprite: UserSprite, *, wait: float = 0.0) -> str:
     """Check one sprite's gateway now and record it; "" when good, else the problem."""
     if not sprite.sprite_url:
         return "no sprite URL"
-    error = check_gateway(sprite.sprite_url, timeout=settings.GATEWAY_VERIFY_TIMEOUT_SECONDS, wait=wait)
+    error = check_end_to_end(sprite.sprite_url, sprite.gateway_token, wait=wait)
     with transaction.atomic():
         UserSprite.objects.record_gateway_checks({sprite.pk: error}, timezone.now())
     sprite.refresh_from_db(fields=["gateway_ok_at", "gateway_failed_at", "gateway_failures", "gateway_error",

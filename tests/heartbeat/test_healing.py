@@ -196,3 +196,22 @@ def test_the_sweep_reconciles_on_schedule_with_the_safe_rules(emulator, settings
     assert "reconcile: 1 orphan; applied" in run.notes
     assert emulator.exists("claw-stranger")  # destroying is not a safe rule by default
     assert "reconcile" not in run_sweep(concurrency=2).notes  # once an interval
+
+
+def test_the_check_connects_with_the_users_token_and_a_gateway_that_lost_it_fails(online, emulator):
+    """The check after a wake is end to end, as a browser: /startupz, then a WebSocket connect
+    through the sprite URL with the user's gateway token (sprites.openclaw.connect)."""
+    from sprites import openclaw
+    from sprites.client import get_client
+
+    run_sweep(concurrency=2)
+    online.refresh_from_db()
+    assert online.gateway_healthy is True
+    # The gateway restarts with another token (a bad deploy, a half-done rotation): it still
+    # answers /startupz, but the user's browser would be refused.
+    get_client().put_service(online.sprite_name, GATEWAY, **openclaw.gateway_service("not-" + online.gateway_token))
+    sweep_again(online)
+    online.refresh_from_db()
+    assert online.gateway_healthy is False
+    assert online.gateway_error.endswith("WebSocket connect refused: AUTH_TOKEN_MISMATCH")
+    assert online.gateway_token not in online.gateway_error

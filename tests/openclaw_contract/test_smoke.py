@@ -153,6 +153,19 @@ def test_ws_token(gateway):
     assert wrong.close_code == 1008
 
 
+def test_the_projects_connect_probe_is_what_the_real_gateway_says_hello_to(gateway):
+    """sprites.openclaw.connect through sprites.client.ws_exchange (what verify-after-wake
+    runs): the user's token and no device is a hello-ok; a wrong token is refused by name."""
+    from sprites.client import ws_exchange
+    from sprites.openclaw import connect
+
+    frames = ws_exchange(gateway.url, lambda first: connect.probe_request(gateway.token))
+    assert frames[0]["event"] == "connect.challenge"
+    assert connect.probe_problem(frames) == "", frames[-1]
+    wrong = ws_exchange(gateway.url, lambda first: connect.probe_request("not-the-token-" + secrets.token_urlsafe(8)))
+    assert connect.probe_problem(wrong) == "WebSocket connect refused: AUTH_TOKEN_MISMATCH"
+
+
 def test_proxied_device_pairing(gateway):
     device = harness.DeviceIdentity()
     first = harness.ws_connect(gateway.url, gateway.token, device=device, client_id="openclaw-control-ui",

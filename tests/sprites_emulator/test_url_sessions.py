@@ -79,3 +79,27 @@ def test_a_websocket_to_a_sprite_whose_gateway_is_down_is_a_503_and_a_wake():
         response = api("GET", "/_sprite/vm/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
         assert response.status_code == 503
         assert emu.activities("vm") == 0 and api.status("vm") == "running"
+
+
+def test_the_websocket_speaks_the_gateways_opening_hello_to_its_token_and_1008_to_another():
+    """What OpenClaw 2026.9.6 does (tests/openclaw_contract/test_smoke.py pins the real one):
+    a challenge, hello-ok for the gateway token, AUTH_TOKEN_MISMATCH then a 1008 close."""
+    from sprites.client import ws_exchange
+    from sprites.openclaw import connect
+
+    with start_emulator(idle_seconds=30, cold_seconds=300) as emu:
+        api = Api(emu.url)
+        api.create("vm")
+        response = api("PUT", "/v1/sprites/vm/services/gw", json={
+            "cmd": "openclaw", "args": ["gateway"], "http_port": 18789, "env": {"OPENCLAW_GATEWAY_TOKEN": "tok-1"}})
+        assert response.status_code == 200
+        url = f"{emu.url}/_sprite/vm"
+        frames = ws_exchange(url, lambda first: connect.probe_request("tok-1"))
+        assert frames[0]["event"] == "connect.challenge" and connect.probe_problem(frames) == ""
+        wrong = ws_exchange(url, lambda first: connect.probe_request("tok-2"))
+        assert connect.probe_problem(wrong) == "WebSocket connect refused: AUTH_TOKEN_MISMATCH"
+        for _ in range(200):  # both hung up: no session holds the sprite any more
+            if emu.activities("vm") == 0:
+                break
+            time.sleep(0.01)
+        assert emu.activities("vm") == 0
