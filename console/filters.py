@@ -2,8 +2,9 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.db.models import DecimalField, F, Value
+from django.db.models.functions import Coalesce
 
-from console.formatting import usd
 from sprites.models import UserSprite
 
 
@@ -76,18 +77,13 @@ class OverBudgetFilter(admin.SimpleListFilter):
     parameter_name = "budget"
 
     def lookups(self, request, model_admin):
-        budget = settings.SPRITE_MONTHLY_BUDGET_USD
-        if budget is None:
-            return []  # no budget set: the filter is not shown
-        return [
-            ("over", f"Over {usd(budget)} this month"),
-            ("projected", f"Projected over {usd(budget)}"),
-        ]
+        return [("over", "Over its budget this month"), ("projected", "Projected over its budget")]
 
     def queryset(self, request, queryset):
-        budget = settings.SPRITE_MONTHLY_BUDGET_USD
-        if budget is None:
-            return queryset
+        # Each sprite's own budget, else the default; no budget at all is never over.
+        default = settings.SPRITE_MONTHLY_BUDGET_USD
+        budget = F("monthly_budget_usd") if default is None else Coalesce(
+            F("monthly_budget_usd"), Value(default, output_field=DecimalField()))
         if self.value() == "over":
             return queryset.filter(cost_month_usd__gt=budget)
         if self.value() == "projected":

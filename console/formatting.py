@@ -41,9 +41,9 @@ def exact_time(when: datetime | None) -> str:
 
 
 
-def against_budget(amount, title):
-    """A dollar figure, flagged when it is over SPRITE_MONTHLY_BUDGET_USD (if one is set)."""
-    budget = settings.SPRITE_MONTHLY_BUDGET_USD
+def against_budget(amount, title, budget):
+    """A dollar figure, flagged when it is over `budget` (the sprite's own monthly budget, else
+    SPRITE_MONTHLY_BUDGET_USD; None: none)."""
     if budget is not None and amount > budget:
         return format_html('<span class="sprite-over" title="{}">{}</span>', title.format(usd(budget)), usd(amount))
     return usd(amount)

@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from console.formatting import against_budget, ago, exact_time, live_cell, usd
+from sprites.billing.budget import monthly_budget_for
 
 RECENT_EVENTS = 10
 
@@ -76,7 +77,7 @@ class SpriteColumns:
         return live_cell(obj, "cost_total", self.cost_total_html(obj))
 
     def cost_month_html(self, obj):
-        return against_budget(obj.cost_month_usd, "Over the {} budget")
+        return against_budget(obj.cost_month_usd, "Over the {} budget", monthly_budget_for(obj))
 
     @admin.display(description="This month", ordering="cost_month_usd")
     def cost_month_display(self, obj):
@@ -91,7 +92,7 @@ class SpriteColumns:
         return f"{usd(obj.cost_month_usd - model)} / {usd(model)}"
 
     def projected_html(self, obj):
-        return against_budget(obj.projected_monthly_usd, "Projected over the {} budget")
+        return against_budget(obj.projected_monthly_usd, "Projected over the {} budget", monthly_budget_for(obj))
 
     @admin.display(description="Projected / month", ordering="projected_monthly_usd")
     def projected_display(self, obj):

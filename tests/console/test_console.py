@@ -286,7 +286,7 @@ def test_it_filters_and_searches(admin_client, alice, bob, params, expected):
     assert shown == expected
 
 
-def test_it_filters_over_budget_only_when_a_budget_is_set(admin_client, alice, bob, settings):
+def test_it_filters_and_flags_over_budget_against_each_sprites_own_budget(admin_client, alice, bob, settings):
     dear = make_sprite("claw-dear", user=alice, age_days=30)
     cheap = make_sprite("claw-cheap", user=bob, age_days=30)
     bill(dear, NOW - timedelta(days=1), "30.00")
@@ -295,13 +295,20 @@ def test_it_filters_over_budget_only_when_a_budget_is_set(admin_client, alice, b
     record_usage([usage(dear, started_at=NOW - timedelta(days=2), cause="user", seconds="36000")])
 
     settings.SPRITE_MONTHLY_BUDGET_USD = None
-    assert "Over $" not in admin_client.get(CHANGELIST).content.decode()
+    assert 'class="sprite-over"' not in admin_client.get(CHANGELIST).content.decode()
+    assert row_ids(admin_client.get(CHANGELIST, {"budget": "over"})) == []  # no budget: never over
 
     settings.SPRITE_MONTHLY_BUDGET_USD = Decimal("25")
     html = admin_client.get(CHANGELIST, {"budget": "over"}).content.decode()
     assert row_ids(admin_client.get(CHANGELIST, {"budget": "over"})) == [dear.pk]
     assert row_ids(admin_client.get(CHANGELIST, {"budget": "projected"})) == [dear.pk]
     assert 'class="sprite-over"' in html
+
+    # A user's own budget wins over the default, both ways.
+    UserSprite.objects.filter(pk=dear.pk).update(monthly_budget_usd=Decimal("100"))
+    UserSprite.objects.filter(pk=cheap.pk).update(monthly_budget_usd=Decimal("1"))
+    assert row_ids(admin_client.get(CHANGELIST, {"budget": "over"})) == [cheap.pk]
+    assert 'title="Over the $1.00 budget"' in admin_client.get(CHANGELIST).content.decode()
 
 
 # --- live -------------------------------------------------------------------------------------
