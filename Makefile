@@ -12,7 +12,7 @@ export PGPORT
 .PHONY: help install run emulator test test-sqlite test-openclaw bench soak check lint clean
 
 help:
-	@echo "make run           install, migrate, start the Sprites emulator + task worker + web app on $(HOST):$(PORT)"
+	@echo "make run           install, migrate, start the Sprites emulator, task worker, heartbeat, sampler, web app"
 	@echo "make test          install, start a throwaway PostgreSQL, run the whole suite on it"
 	@echo "make test-sqlite   the suite on SQLite, a quick loop (PostgreSQL-only tests skip)"
 	@echo "make test-openclaw  the contract suite against the real, pinned openclaw from npm"
@@ -47,8 +47,11 @@ run: install
 	fi
 	@echo "==> Task worker (set-ups, pool refills), log in .run/worker.log"
 	@$(PY) manage.py worker --processes 1 > .run/worker.log 2>&1 & echo $$! > .run/worker.pid
+	@echo "==> Heartbeat (a tick a minute) and usage sampler, logs in .run/heartbeat.log and .run/sampler.log"
+	@$(PY) manage.py heartbeat --loop > .run/heartbeat.log 2>&1 & echo $$! > .run/heartbeat.pid
+	@$(PY) manage.py sample_usage --loop > .run/sampler.log 2>&1 & echo $$! > .run/sampler.pid
 	@echo "==> ClawDirector on http://$(HOST):$(PORT)/admin/   (API: http://$(HOST):$(PORT)/api/docs/)"
-	@trap 'for p in worker emulator; do test -f .run/$$p.pid && kill $$(cat .run/$$p.pid) 2>/dev/null; rm -f .run/$$p.pid; done' EXIT INT TERM; \
+	@trap 'for p in worker heartbeat sampler emulator; do test -f .run/$$p.pid && kill $$(cat .run/$$p.pid) 2>/dev/null; rm -f .run/$$p.pid; done' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 emulator: install

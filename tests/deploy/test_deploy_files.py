@@ -36,7 +36,7 @@ def test_docker_compose_config_validates(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert set(services) == {"db", "migrate", "web", "worker", "heartbeat"}
+    assert set(services) == {"db", "migrate", "web", "worker", "heartbeat", "sampler"}
     # Without the database password it refuses to start rather than run with an empty one.
     refused = subprocess.run([*compose_command(), "-f", "deploy/compose.yaml", "config"], cwd=tmp_path,
                              env={"PATH": env["PATH"]}, capture_output=True, text=True, timeout=60)
@@ -77,8 +77,9 @@ def units() -> dict[str, configparser.ConfigParser]:
 
 def test_the_systemd_units_run_the_documented_commands():
     found = units()
-    assert set(found) == {"clawdirector-web.service", "clawdirector-worker.service",
+    assert set(found) == {"clawdirector-web.service", "clawdirector-worker.service", "clawdirector-sampler.service",
                           "clawdirector-heartbeat.service", "clawdirector-heartbeat.timer"}
+    assert found["clawdirector-sampler.service"]["Service"]["ExecStart"].endswith("manage.py sample_usage --loop")
     assert found["clawdirector-worker.service"]["Service"]["ExecStart"].endswith("manage.py worker")
     assert found["clawdirector-web.service"]["Service"]["ExecStart"].endswith("/.venv/bin/gunicorn")
     heartbeat = found["clawdirector-heartbeat.service"]["Service"]
