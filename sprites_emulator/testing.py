@@ -77,12 +77,12 @@ class EmulatorHandle:
         return self._state.create_sprite({"name": name})
 
     def run_service(self, name: str, service: str, *, cmd: str = "openclaw", args: tuple = ("gateway",),
-                    http_port: int | None = 8080) -> None:
+                    http_port: int | None = 8080, env: dict[str, str] | None = None) -> None:
         """Define a service in a sprite and leave it running (no HTTP, no wake, not counted)."""
         with self._state.lock:
             sprite = self._state._get(name)
-            sprite.services[service] = Service(service, cmd, list(args), http_port=http_port, status="running",
-                                               pid=next(self._state._ids))
+            sprite.services[service] = Service(service, cmd, list(args), env=dict(env or {}), http_port=http_port,
+                                               status="running", pid=next(self._state._ids))
 
     def make_orphan(self, name: str, **body: Any) -> dict:
         """A sprite made behind the control plane's back (labels, checkpoint_comment, age_seconds)."""

@@ -131,7 +131,7 @@ class Soak:
         self.names = [f"{self.prefix}{i:05d}" for i in range(n)]
         for name in self.names:
             emulator.create_sprite(name)
-            emulator.run_service(name, GATEWAY)
+            emulator.run_service(name, GATEWAY, env={"OPENCLAW_GATEWAY_TOKEN": f"soak-token-{name}"})
         User = get_user_model()
         users = User.objects.bulk_create([User(username=name) for name in self.names], batch_size=1000)
         if users[0].pk is None:
