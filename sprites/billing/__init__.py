@@ -11,11 +11,12 @@
 Services and the heartbeat build rows only through here; nothing else writes the ledger.
 """
 
-from sprites.billing.ledger import record_usage, retry_deadlocks
+from sprites.billing.ledger import billed_until, record_usage, retry_deadlocks
 from sprites.billing.pricing import active_cost, round_cost, round_seconds, storage_cost, storage_cost_per_hour
 from sprites.billing.usage import Usage, active, llm, storage_hour, user_session, wake
 
 __all__ = [
+    "billed_until",
     "Usage", "active", "active_cost", "llm", "record_usage", "retry_deadlocks", "round_cost", "round_seconds",
     "storage_cost", "storage_cost_per_hour", "storage_hour", "user_session", "wake",
 ]

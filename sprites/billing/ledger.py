@@ -15,7 +15,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Max, Value, When
 
 from sprites.billing.usage import Usage
 from sprites.models import SpriteDailyCost, UsageRecord, UserSprite
@@ -117,6 +117,13 @@ def _add_to_daily_rollup(usages: list[Usage]) -> None:
 
 
 ROLLUP_SUMS = ("cost_usd", "active_seconds", "heartbeat_wakes", "heartbeat_seconds", "user_seconds")
+
+
+def billed_until(sprite_id: int):
+    """When the sprite's latest billed running ends (its rows' `ended_at`, idle tails included),
+    or None: a wake that starts before it was already paid for until then."""
+    return UsageRecord.objects.filter(sprite_id=sprite_id, kind=UsageRecord.Kind.ACTIVE).aggregate(
+        end=Max("ended_at"))["end"]
 
 
 def retry_deadlocks(fn, *args, **kwargs):

@@ -151,10 +151,14 @@ def _record(rung: Rung) -> bool:
 
 
 def _bill(rung: Rung, *, cause: str, tag: str) -> None:
-    """The wake a heal step caused: its own wall time (not the batch's) plus the idle tail."""
-    wall = (rung.ended_at - rung.started_at).total_seconds()
-    billing.record_usage(billing.wake(sprite_id=rung.sprite.pk, cause=cause, tag=tag, started_at=rung.started_at,
-                                      wall_seconds=wall, detail={"action": tag}))
+    """The wake a heal step caused: its own wall time plus the idle tail, from when the running
+    already billed ends: a heal right after a heartbeat runs inside that wake's idle tail, which
+    is paid for, so only what the heal adds beyond it is billed (no running second twice)."""
+    paid = billing.billed_until(rung.sprite.pk)
+    start = min(max(rung.started_at, paid), rung.ended_at) if paid else rung.started_at
+    wall = (rung.ended_at - start).total_seconds()
+    billing.record_usage(billing.wake(sprite_id=rung.sprite.pk, cause=cause, tag=tag, started_at=start,
+                                      wall_seconds=wall, detail={"action": tag, "step_started_at": rung.started_at.isoformat()}))
 
 
 def prune_known_good(*, keep: int | None = None, limit: int = 200) -> int:

@@ -119,7 +119,11 @@ def run_turn(target: Target, *, command: str, timeout: int, exec_timeout: float)
     with sprite_context(target.public_id):
         result = _run_turn(target, command=command, timeout=timeout, exec_timeout=exec_timeout)
         if result.reached:
+            # The check (and a known-good checkpoint) keeps the sprite awake too: the idle tail
+            # starts after it, so the wake's billed wall time runs to its end.
+            t0 = time.monotonic() - result.wall_seconds
             verify_after_turn(target, result)
+            result.wall_seconds = time.monotonic() - t0
         return result
 
 

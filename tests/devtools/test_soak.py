@@ -22,7 +22,7 @@ def test_it_refuses_a_database_not_named_for_benchmarks(monkeypatch):
 def test_it_soaks_a_small_fleet_and_meets_every_target():
     out = StringIO()
     call_command("bench_soak", "--sprites", "40", "--windows", "2", "--orphans", "2", "--broken-rate", "0.1",
-                 "--concurrency", "8", "--exec-seconds", "0.05", "--no-kill", "--yes-wipe", stdout=out)
+                 "--concurrency", "8", "--exec-seconds", "0.05", "--no-kill", "--idle-seconds", "1", "--yes-wipe", stdout=out)
     text = out.getvalue()
     assert "window 1: woke" in text and "window 4 (faults off): woke 40/40" in text
     for label in ("ledger vs meter", "ledger rows duplicated", "recorded wakes with no ledger row",
