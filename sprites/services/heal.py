@@ -155,8 +155,10 @@ def _bill(rung: Rung, *, cause: str, tag: str) -> None:
     already billed ends: a heal right after a heartbeat runs inside that wake's idle tail, which
     is paid for, so only what the heal adds beyond it is billed (no running second twice)."""
     paid = billing.billed_until(rung.sprite.pk)
-    start = min(max(rung.started_at, paid), rung.ended_at) if paid else rung.started_at
-    wall = (rung.ended_at - start).total_seconds()
+    start = max(rung.started_at, paid) if paid else rung.started_at
+    wall = (rung.ended_at - start).total_seconds()  # negative when it ended inside the paid tail
+    if wall + settings.SPRITE_IDLE_SECONDS <= 0:
+        return  # its own idle tail ends before the running already paid for: it adds nothing
     billing.record_usage(billing.wake(sprite_id=rung.sprite.pk, cause=cause, tag=tag, started_at=start,
                                       wall_seconds=wall, detail={"action": tag, "step_started_at": rung.started_at.isoformat()}))
 

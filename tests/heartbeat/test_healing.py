@@ -84,7 +84,10 @@ def test_a_gateway_crashed_by_a_wake_is_restarted_in_the_same_sweep(online, emul
     assert events(online, "heal_restart") == ["ok"]
     assert online.gateway_healthy is True and online.heal_attempts == 0
     assert emulator.service(online.sprite_name, GATEWAY).status == "running"
-    assert UsageRecord.objects.filter(sprite=online, idempotency_key__contains=":heal_restart:").exists()
+    heal = UsageRecord.objects.get(sprite=online, idempotency_key__contains=":heal_restart:")
+    wake = UsageRecord.objects.get(sprite=online, kind="active", cause="heartbeat", idempotency_key__contains=":heartbeat:")
+    assert heal.started_at >= wake.ended_at  # it ran in the wake's paid idle tail: only what it adds is billed
+    assert heal.ended_at > wake.ended_at
     assert_ledger_consistent(online)
 
 
