@@ -1,12 +1,15 @@
 """What the soak (bench_soak) measured: per window and at the end, each figure beside its target."""
 
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Sum
 
 from heartbeat.models import HeartbeatWake
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
+from sprites.models.schedule import heartbeat_slot
 
 WAKE_FAULTS = ("gateway_crash_on_wake", "gateway_corrupt_on_wake")
 
@@ -38,9 +41,11 @@ class Report:
         # The soak runs one tick per window, at its start; a sprite whose own window opened during
         # the last tick's few seconds is retried seconds after this tick starts: in production
         # by the next minute's tick, here by the next window's.
+        not_open = self._window_not_open(late - set(failed), run)
         reasons = Counter("leased by the killed sweeper" if pk in dead and pk not in failed
                           else reason(failed[pk]) if pk in failed
                           else "failed last window, retried in its own next window" if pk in self.failed_before
+                          else "its own window opened after this tick" if pk in not_open
                           else "no reason" for pk in late)
         self.failed_before = set(failed)
         self.unexplained += reasons.pop("no reason", 0)
@@ -56,6 +61,16 @@ class Report:
         self.say(f"window {w + 1}{'' if faulty else ' (faults off)'}: woke {len(ok)}/{len(ids)} in {run.duration_seconds or 0:.1f} s;"
                  f" late {len(late)} ({why}); gateways broken by wakes {len(fired)}"
                  + (f"; {notes}" if notes else ""))
+
+    @staticmethod
+    def _window_not_open(pks: set[int], run) -> set[int]:
+        """Of these, the sprites whose last heartbeat is still inside their own current window
+        when the tick ended: woken in the last seconds of the previous tick, their next window
+        opens seconds after this one (production's minute ticks wake them then)."""
+        interval = timedelta(minutes=settings.HEARTBEAT_INTERVAL_MINUTES)
+        at = run.finished_at or run.started_at
+        rows = UserSprite.objects.filter(pk__in=pks, last_heartbeat__isnull=False).values_list("pk", "last_heartbeat")
+        return {pk for pk, last in rows if last >= heartbeat_slot(pk, at, interval)}
 
     def disarm(self) -> None:
         """Wake faults armed but never fired (no wake since) are taken back."""
