@@ -45,10 +45,16 @@ class Report:
         reasons = Counter("leased by the killed sweeper" if pk in dead and pk not in failed
                           else reason(failed[pk]) if pk in failed
                           else "failed last window, retried in its own next window" if pk in self.failed_before
-                          else "its own window opened after this tick" if pk in not_open
+                          else "its own window opened during or after this tick" if pk in not_open
                           else "no reason" for pk in late)
         self.failed_before = set(failed)
-        self.unexplained += reasons.pop("no reason", 0)
+        unexplained = reasons.pop("no reason", 0)
+        self.unexplained += unexplained
+        if unexplained:  # say who, so it can be looked at
+            known = set(failed) | self.failed_before | not_open | (dead - set(failed))
+            for row in UserSprite.objects.filter(pk__in=list(late - known)[:3]).values(
+                    "sprite_name", "status", "last_heartbeat", "heartbeat_lease_until", "last_error"):
+                self.say(f"  late with no reason: {row}")
         self.twice += sum(1 for n in ok.values() if n > 1)
         self.late += len(late)
         self.armed |= armed
@@ -64,11 +70,12 @@ class Report:
 
     @staticmethod
     def _window_not_open(pks: set[int], run) -> set[int]:
-        """Of these, the sprites whose last heartbeat is still inside their own current window
-        when the tick ended: woken in the last seconds of the previous tick, their next window
-        opens seconds after this one (production's minute ticks wake them then)."""
+        """Of these, the sprites whose last heartbeat was still inside their own window when the
+        tick started: woken in the last seconds of the previous tick, their next window opened
+        during this one after its claims had passed them, or after it (production's minute
+        ticks wake them then)."""
         interval = timedelta(minutes=settings.HEARTBEAT_INTERVAL_MINUTES)
-        at = run.finished_at or run.started_at
+        at = run.started_at
         rows = UserSprite.objects.filter(pk__in=pks, last_heartbeat__isnull=False).values_list("pk", "last_heartbeat")
         return {pk for pk, last in rows if last >= heartbeat_slot(pk, at, interval)}
 
