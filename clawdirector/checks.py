@@ -101,9 +101,9 @@ def check_openclaw_pins(app_configs=None, **kwargs):
     sprites/openclaw/engines.json: no network at check time). On a Node below the range
     `openclaw --version` still works and `openclaw gateway` exits 1, so set-up would pass and
     no gateway would ever start."""
-    from sprites import openclaw
+    from sprites.openclaw import engines as pins
 
-    engines = openclaw.node_engines()
+    engines = pins.node_engines()
     if engines is None:
         return [Warning(
             f"OPENCLAW_VERSION {settings.OPENCLAW_VERSION} has no engines range in sprites/openclaw/engines.json.",
@@ -111,7 +111,7 @@ def check_openclaw_pins(app_configs=None, **kwargs):
             id="clawdirector.W002",
         )]
     try:
-        fits = openclaw.satisfies(settings.OPENCLAW_NODE_VERSION, engines)
+        fits = pins.satisfies(settings.OPENCLAW_NODE_VERSION, engines)
     except ValueError as exc:  # a Node pin that is not x.y.z, or a range we cannot read
         fits, engines = False, f"{engines}; {exc}"
     if not fits:

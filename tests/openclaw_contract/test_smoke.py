@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sprites import openclaw
+from sprites.openclaw import engines
 
 from . import harness
 
@@ -90,7 +90,7 @@ def test_version_and_engines(openclaw_install, openclaw_home):
     assert package["engines"]["node"] == openclaw_install.engines_node
     node_version = subprocess.run([str(openclaw_install.node), "--version"], capture_output=True,
                                           text=True, timeout=30).stdout.strip()
-    assert openclaw.satisfies(node_version, openclaw_install.engines_node)
+    assert engines.satisfies(node_version, openclaw_install.engines_node)
 
 
 def test_config_validate(openclaw_home):

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.checks import run_checks
 
 from sprites import openclaw
+from sprites.openclaw import engines
 
 ENGINES = ">=24.16.0 <25 || >=26.1.0"  # openclaw 2026.9.6, npm view openclaw@2026.9.6 engines
 
@@ -21,12 +22,12 @@ ENGINES = ">=24.16.0 <25 || >=26.1.0"  # openclaw 2026.9.6, npm view openclaw@20
     ("26.0.9", False), ("26.1.0", True), ("27.2.1", True), ("22.22.3", False),
 ])
 def test_it_reads_the_engines_range_like_npm(node, ok):
-    assert openclaw.satisfies(node, ENGINES) is ok
+    assert engines.satisfies(node, ENGINES) is ok
 
 
 def test_it_ships_the_pinned_releases_engines_and_a_node_inside_them(settings):
-    assert openclaw.node_engines("2026.9.6") == ENGINES
-    assert openclaw.satisfies(settings.OPENCLAW_NODE_VERSION, openclaw.node_engines())
+    assert engines.node_engines("2026.9.6") == ENGINES
+    assert engines.satisfies(settings.OPENCLAW_NODE_VERSION, engines.node_engines())
 
 
 def test_the_system_check_refuses_a_node_outside_the_pinned_range(settings):
@@ -126,4 +127,4 @@ def test_a_node_pin_it_cannot_read_is_refused_not_a_crash(settings):
     settings.OPENCLAW_NODE_VERSION = "24"
     assert "clawdirector.E005" in {e.id for e in run_checks()}
     with pytest.raises(ValueError):
-        openclaw.satisfies("24.22.3", "^24.16.0")  # outside the grammar engines.node uses: say so
+        engines.satisfies("24.22.3", "^24.16.0")  # outside the grammar engines.node uses: say so
