@@ -77,16 +77,8 @@ def run_sweep(
                 say(f"{name}: would wake")
             run.due = len(due)
         else:
-            housekeeping = ids is None and _first_in_window(run, window)
-            if housekeeping:
-                _note(run, "vm states", lambda: f"{services.sync_vm_states()} synced")
-            Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline).run_all()
-            if ids is None:
-                # Gateways that failed their check after a wake, every tick, so a broken one is
-                # seen to within a minute: restart, restore, alert (one rung each).
-                _note(run, "heal", services.heal_fleet)
-            if housekeeping:
-                _side_jobs(run, hourly=run.started_at - window_start(run.started_at, timedelta(hours=1)) < config.interval)
+            _tick(run, Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline),
+                  whole=ids is None)
         run.skipped = max(candidates - run.due, 0)
     except BaseException as exc:
         run.error_summary = (f"sweep aborted: {type(exc).__name__}\n" + run.error_summary)[:10000]
@@ -95,6 +87,21 @@ def run_sweep(
     _finish(run)
     logger.info("Heartbeat run %s (%s): %s", run.pk, trigger, run.summary())
     return run
+
+
+def _tick(run: HeartbeatRun, runner: Runner, *, whole: bool) -> None:
+    """The wakes, with what a whole tick (not one limited to given sprites) does around them:
+    the first of each interval window syncs VM states before and runs the side jobs after;
+    every one heals broken gateways (within a minute: restart, restore, alert, one rung each)."""
+    housekeeping = whole and _first_in_window(run, runner.window)
+    if housekeeping:
+        _note(run, "vm states", lambda: f"{services.sync_vm_states()} synced")
+    runner.run_all()
+    if whole:
+        _note(run, "heal", services.heal_fleet)
+    if housekeeping:
+        hour = window_start(run.started_at, timedelta(hours=1))
+        _side_jobs(run, hourly=run.started_at - hour < runner.config.interval)
 
 
 def _first_in_window(run: HeartbeatRun, window) -> bool:
