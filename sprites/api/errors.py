@@ -33,9 +33,45 @@ def _error(code: str, detail: str, status: int, **extra) -> Response:
     return Response({"code": code, "detail": detail, **extra}, status=status)
 
 
+# A refused sprite action's status by its code (anything else is a 409: not in this state).
+ACTION_ERROR_STATUS = {
+    "invalid_request_id": http.HTTP_400_BAD_REQUEST, "invalid_model_key": http.HTTP_400_BAD_REQUEST,
+    "invalid_budget": http.HTTP_400_BAD_REQUEST, "permission_denied": http.HTTP_403_FORBIDDEN,
+    "over_budget": http.HTTP_402_PAYMENT_REQUIRED,
+}
+
+
 def exception_handler(exc, context):
-    """Every error as `{"code", "detail"}` JSON. A Sprites outage is a 503 with Retry-After;
-    the provider's running cap being full is a 429 with Retry-After (wait, then try again)."""
+    """Every error as `{"code", "detail"}` JSON: ours (`_domain_error`), else DRF's reworded."""
+    response = _domain_error(exc)
+    if response is not None:
+        return response
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        return _error("server_error", "Something went wrong on our side.", http.HTTP_500_INTERNAL_SERVER_ERROR)
+    if isinstance(exc, Http404):  # one message: never say which model or id was looked up
+        response.data = {"code": "not_found", "detail": "Not found."}
+        return response
+    if isinstance(exc, DjangoPermissionDenied):
+        code = "permission_denied"
+    elif isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
+        return response
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else str(response.data)
+    if code == "permission_denied" and str(detail).startswith("CSRF Failed"):
+        code = "csrf_failed"
+    response.data = {"code": code, "detail": str(detail)}
+    return response
+
+
+def _domain_error(exc):
+    """The answer to an error of ours (the Sprites API, a sprite action, Django's request
+    limits), or None. A Sprites outage is a 503 with Retry-After; the provider's running cap
+    being full is a 429 with Retry-After (wait, then try again)."""
     if isinstance(exc, SpritesCapacityExceeded):
         seconds = math.ceil(exc.retry_after or OUTAGE_RETRY_AFTER_SECONDS)
         response = _error(
@@ -61,37 +97,14 @@ def exception_handler(exc, context):
     if isinstance(exc, services.CommandFailed):
         return _error(exc.code, "The command in the sprite failed; staff have the details.", http.HTTP_502_BAD_GATEWAY)
     if isinstance(exc, services.SpriteActionError):
-        status = {"invalid_request_id": http.HTTP_400_BAD_REQUEST, "invalid_model_key": http.HTTP_400_BAD_REQUEST,
-                  "invalid_budget": http.HTTP_400_BAD_REQUEST, "permission_denied": http.HTTP_403_FORBIDDEN,
-                  "over_budget": http.HTTP_402_PAYMENT_REQUIRED}.get(exc.code, http.HTTP_409_CONFLICT)
-        return _error(exc.code, str(exc), status)
+        return _error(exc.code, str(exc), ACTION_ERROR_STATUS.get(exc.code, http.HTTP_409_CONFLICT))
     # Django's request limits (DATA_UPLOAD_MAX_*) raise these while DRF parses the query or
     # body; outside DRF Django answers 400 itself, here they would be a 500.
     if isinstance(exc, RequestDataTooBig):
         return _error("request_too_large", "The request body is too large.", http.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, SuspiciousOperation):
         return _error("parse_error", "Malformed request: too many fields or files.", http.HTTP_400_BAD_REQUEST)
-
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
-        return _error("server_error", "Something went wrong on our side.", http.HTTP_500_INTERNAL_SERVER_ERROR)
-    if isinstance(exc, Http404):  # one message: never say which model or id was looked up
-        response.data = {"code": "not_found", "detail": "Not found."}
-        return response
-    if isinstance(exc, DjangoPermissionDenied):
-        code = "permission_denied"
-    elif isinstance(exc, exceptions.ValidationError):
-        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
-        return response
-    else:
-        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
-        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-    detail = response.data.get("detail", "") if isinstance(response.data, dict) else str(response.data)
-    if code == "permission_denied" and str(detail).startswith("CSRF Failed"):
-        code = "csrf_failed"
-    response.data = {"code": code, "detail": str(detail)}
-    return response
+    return None
 
 
 def json_error(code: str, detail: str, status: int) -> JsonResponse:
