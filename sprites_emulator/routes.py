@@ -244,9 +244,10 @@ class EmulatorHandler(WireHandler):
         until the client hangs up (sessions.py)."""
         state = self.server.state
         sprite = state.open_session(name)
+        if not sprite.gateway_running():  # the session ends before the client hears the 503
+            state.close_session(sprite)
+            return self._send_json(503, {"error": "no service is listening on this sprite's http_port"})
         try:
-            if not sprite.gateway_running():
-                return self._send_json(503, {"error": "no service is listening on this sprite's http_port"})
             token = sprite.gateway().env.get("OPENCLAW_GATEWAY_TOKEN", "")
             self.send_response(101)
             self.send_header("Upgrade", "websocket")
