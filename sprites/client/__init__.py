@@ -4,6 +4,7 @@ and its retries), `checkpoints` (its checkpoint calls), `errors` (the exception 
 `gateway`, the end-to-end check of a gateway through its sprite URL (no org token)."""
 
 from .errors import (
+    CheckpointDeleteUnsupported,
     SpriteNotFound,
     SpritesAuthFailed,
     SpritesBadRequest,
@@ -19,7 +20,7 @@ from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent
 from .wire import parse_exec_body, parse_exec_frames
 
 __all__ = [
-    "Checkpoint", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
+    "Checkpoint", "CheckpointDeleteUnsupported", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
     "SpritesBadRequest", "SpritesCapacityExceeded",
     "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
     "check_gateway", "get_client", "ws_exchange", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",

@@ -3,7 +3,7 @@ shapes: ../shared/sprites-api.md section 4)."""
 
 from __future__ import annotations
 
-from .errors import SpriteNotFound, SpritesUnavailable
+from .errors import CheckpointDeleteUnsupported, SpriteNotFound, SpritesBadRequest, SpritesUnavailable
 from .types import Checkpoint, StreamEvent, parse_checkpoint_id
 from .wire import raise_stream_error, seg, stream_events
 
@@ -44,8 +44,19 @@ class CheckpointsMixin:
     def delete_checkpoint(self, name: str, checkpoint_id: str) -> None:
         """Delete one checkpoint; already gone counts as done. The REST path is UNCONFIRMED
         (sprites-api.md: the CLI has `sprite checkpoint delete`); this is the one the CLI's
-        shape implies, and what the emulator answers."""
+        shape implies, and what the emulator answers. An API without that route answers 404
+        (or 405) for the route itself, so a 404 counts as done only once the checkpoint is
+        also gone from the list; else CheckpointDeleteUnsupported, never a kept checkpoint
+        counted as deleted."""
         try:
             self._request("DELETE", f"/sprites/{seg(name)}/checkpoints/{seg(checkpoint_id)}", ok=(200, 204))
+            return
         except SpriteNotFound:
             pass
+        except SpritesBadRequest as exc:
+            if exc.status_code != 405:
+                raise
+        if any(c.id == checkpoint_id for c in self.list_checkpoints(name)):
+            raise CheckpointDeleteUnsupported(
+                f"The Sprites API did not delete checkpoint {checkpoint_id} of sprite {name}: "
+                "DELETE /v1/sprites/{name}/checkpoints/{id} is not a route it has", code="checkpoint_delete_unsupported")

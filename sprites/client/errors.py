@@ -31,6 +31,11 @@ class SpritesBadRequest(SpritesError):
     """400/422: the request was invalid; fix the input, do not retry."""
 
 
+class CheckpointDeleteUnsupported(SpritesBadRequest):
+    """The API kept a checkpoint it was asked to delete: its delete route is unconfirmed
+    (sprites-api.md section 4), so this is how its absence shows."""
+
+
 class SpritesUnavailable(SpritesError):
     """Connection error, timeout or 5xx: the API is down or overloaded. Worth retrying later."""
 

@@ -19,7 +19,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from sprites import billing, modelaccess, notify, openclaw
-from sprites.client import SpritesConflict, SpritesError, get_client
+from sprites.client import CheckpointDeleteUnsupported, SpritesConflict, SpritesError, get_client
 from sprites.models import KnownGoodCheckpoint, LifecycleEvent, UsageRecord, UserSprite
 
 from .errors import SpriteActionError, check_stream
@@ -177,6 +177,9 @@ def prune_known_good(*, keep: int | None = None, limit: int = 200) -> int:
                 return deleted
             try:
                 client.delete_checkpoint(row.sprite.sprite_name, row.checkpoint_id)
+            except CheckpointDeleteUnsupported as exc:  # every further call would say the same
+                logger.warning("%s; old known-good checkpoints are kept (and bill storage)", exc)
+                return deleted
             except SpritesError as exc:
                 logger.warning("Deleting checkpoint %s failed: %s", row, exc)
                 continue

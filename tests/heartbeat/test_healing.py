@@ -170,6 +170,29 @@ def test_it_keeps_the_last_n_known_good_checkpoints(online, emulator, settings):
     assert online.golden_checkpoint_id in ids  # never the golden one
 
 
+def test_an_api_that_keeps_checkpoints_stops_the_pruning_and_counts_nothing_deleted(online, settings, monkeypatch,
+                                                                                      caplog):
+    """The delete route is unconfirmed (sprites-api.md): where the API keeps the checkpoint, the
+    rows stay undeleted and one warning says why, instead of one failed call per row."""
+    from sprites.client import CheckpointDeleteUnsupported, SpritesClient
+
+    calls = []
+
+    def keeps(self, name, checkpoint_id):
+        calls.append(checkpoint_id)
+        raise CheckpointDeleteUnsupported(f"The Sprites API did not delete checkpoint {checkpoint_id}")
+
+    monkeypatch.setattr(SpritesClient, "delete_checkpoint", keeps)
+    for _ in range(3):
+        sweep_again(online)
+        UserSprite.objects.filter(pk=online.pk).update(known_good_at=timezone.now() - timedelta(days=2))
+    settings.HEAL_KEEP_CHECKPOINTS = 1
+    calls.clear()
+    assert prune_known_good() == 0
+    assert len(calls) == 1 and "old known-good checkpoints are kept" in caplog.text
+    assert KnownGoodCheckpoint.objects.filter(sprite=online, deleted_at__isnull=True).count() == 3
+
+
 def test_a_start_queues_a_check_of_the_gateway(online, emulator, monkeypatch):
     services.stop_sprite(sprite=online, actor=online.user)
     services.start_sprite(sprite=online, actor=online.user)  # the check runs in the (immediate) worker

@@ -1,6 +1,5 @@
 """The Sprites client against `responses`: request shape, retries, errors, parsing."""
 
-import json
 
 import pytest
 import requests
@@ -11,7 +10,6 @@ from sprites.client import (
     SpriteNotFound,
     SpritesAuthFailed,
     SpritesBadRequest,
-    SpritesClient,
     SpritesConflict,
     SpritesRateLimited,
     SpritesUnavailable,
@@ -20,7 +18,7 @@ from sprites.client import (
 )
 from sprites.client import http as sprites_client
 
-API = "https://api.sprites.test/v1"
+from .conftest import API
 
 SPRITE = {
     "id": "sprite-0b6b5a8e-1111-2222-3333-444455556666",
@@ -35,19 +33,6 @@ SPRITE = {
     "environment_version": None,
     "some_future_field": {"ignored": True},
 }
-
-
-@pytest.fixture
-def api():
-    return SpritesClient(base_url="https://api.sprites.test", token="org/1/2/secret-token", backoff=0.001, max_retries=2)
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Record the backoff delays instead of sleeping them."""
-    slept = []
-    monkeypatch.setattr(sprites_client.time, "sleep", slept.append)
-    return slept
 
 
 @responses.activate
@@ -243,62 +228,6 @@ def test_it_rejects_an_exec_stream_without_exit_code():
         parse_exec_frames([b"\x01partial"])
     with pytest.raises(SpritesUnavailable):
         parse_exec_body(b"\x01partial")
-
-
-@responses.activate
-def test_it_parses_the_checkpoint_id_from_the_stream_text(api):
-    stream = "\n".join(
-        json.dumps(e)
-        for e in [
-            {"type": "info", "data": "Creating checkpoint...", "time": "2026-11-24T10:00:00Z"},
-            {"type": "info", "data": "  ID: v3", "time": "2026-11-24T10:00:00Z"},
-            {"type": "complete", "data": "Checkpoint v3 created successfully", "time": "2026-11-24T10:00:01Z"},
-        ]
-    )
-    responses.post(
-        f"{API}/sprites/claw-abc/checkpoint",
-        body=stream,
-        content_type="application/x-ndjson",
-        match=[matchers.json_params_matcher({"comment": "golden"})],
-    )
-    assert api.create_checkpoint("claw-abc", comment="golden") == "v3"
-
-
-@responses.activate
-def test_it_raises_when_the_checkpoint_stream_reports_an_error(api):
-    responses.post(
-        f"{API}/sprites/claw-abc/checkpoint",
-        body=json.dumps({"type": "error", "error": "disk full", "time": "x"}) + "\n",
-        content_type="application/x-ndjson",
-    )
-    with pytest.raises(SpritesUnavailable, match="disk full"):
-        api.create_checkpoint("claw-abc")
-
-
-@responses.activate
-def test_it_lists_checkpoints_without_the_current_pseudo_entry(api):
-    responses.get(
-        f"{API}/sprites/claw-abc/checkpoints",
-        json=[
-            {"id": "Current", "create_time": "2026-11-24T10:00:00Z"},
-            {"id": "v0", "create_time": "2026-11-24T09:00:00Z", "is_auto": False},
-            {"id": "v1", "create_time": "2026-11-24T09:30:00Z", "comment": "golden"},
-        ],
-    )
-    assert [c.id for c in api.list_checkpoints("claw-abc")] == ["v0", "v1"]
-
-
-@responses.activate
-def test_it_restores_a_checkpoint_and_retries_it(api, sleeps):
-    responses.post(f"{API}/sprites/claw-abc/checkpoints/v1/restore", status=502, body="bad gateway")
-    responses.post(
-        f"{API}/sprites/claw-abc/checkpoints/v1/restore",
-        body='{"type":"complete","data":"Restored v1"}\n',
-        content_type="application/x-ndjson",
-    )
-    events = api.restore_checkpoint("claw-abc", "v1")
-    assert events[-1].type == "complete"
-    assert len(responses.calls) == 2
 
 
 @responses.activate
