@@ -321,6 +321,9 @@ HEARTBEAT_CONCURRENCY = env.int("HEARTBEAT_CONCURRENCY", default=64)
 HEARTBEAT_COMMAND = env.str("HEARTBEAT_COMMAND", default="")
 # Per-sprite wake records older than this are pruned at the end of each sweep.
 HEARTBEAT_WAKE_RETENTION_DAYS = env.int("HEARTBEAT_WAKE_RETENTION_DAYS", default=30)
+# Finished background-task results (the admin's Task results) older than this are deleted by
+# the heartbeat's hourly housekeeping.
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
 SPRITE_IDLE_SECONDS = env.int("SPRITE_IDLE_SECONDS", default=30)
 # How often `manage.py sample_usage --loop` reads the VM states to bill user sessions; the
 # sampling error per session is at most half of it (docs/cost-model.md, "User sessions").

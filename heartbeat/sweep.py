@@ -24,7 +24,7 @@ from heartbeat.config import load_config
 from heartbeat.models import HeartbeatRun, HeartbeatWake
 from heartbeat.plan import capacity_plan
 from heartbeat.runner import Runner
-from sprites import notify, services
+from sprites import notify, services, worker
 from sprites.models import UserSprite
 from sprites.models.schedule import window_start
 from sprites.services import budgets
@@ -174,6 +174,8 @@ def _side_jobs(run: HeartbeatRun, *, hourly: bool) -> None:
     # Queues set-up tasks and returns: the worker runs them (never this request or command).
     _note(run, "fill_pool", lambda: f"{services.fill_pool()} set-up(s) queued")
     _note(run, "capacity", lambda: _capacity_warning(run))
+    if hourly:  # the admin's Task results list keeps what is recent (docs/operations.md)
+        _note(run, "pruning task results", lambda: f"{n} deleted" if (n := worker.prune_finished()) else "")
     if hourly and settings.MODEL_ACCESS == "litellm":
         # The first window of each hour: the model proxy's spend per key, on a worker.
         _note(run, "model spend", _queue_model_spend)

@@ -21,6 +21,7 @@ RUNNING tasks of workers that no longer exist only at its start.
 import logging
 import time
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
@@ -108,6 +109,14 @@ def oldest_waiting() -> dict:
     enqueued, run_after = first
     since = max(enqueued, run_after) if run_after.year < 9999 else enqueued
     return {"waiting": due.count(), "oldest_seconds": max(0.0, round((now - since).total_seconds(), 1))}
+
+
+def prune_finished() -> int:
+    """Delete finished task results older than TASK_RESULT_RETENTION_DAYS (what
+    `prune_db_task_results` does, run by the heartbeat's hourly housekeeping). Returns how many."""
+    cutoff = timezone.now() - timedelta(days=settings.TASK_RESULT_RETENTION_DAYS)
+    deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lte=cutoff).delete()
+    return deleted
 
 
 class Worker(DBWorker):

@@ -189,6 +189,25 @@ def test_it_reports_the_oldest_waiting_task(db, task_queue):
     assert figures["waiting"] == 1 and 89 <= figures["oldest_seconds"] <= 100
 
 
+def test_the_hours_first_tick_deletes_finished_task_results_past_their_retention(db, emulator, task_queue, settings):
+    import time_machine
+
+    from heartbeat.sweep import run_sweep
+
+    settings.TASK_RESULT_RETENTION_DAYS = 7
+    sprites = {name: UserSprite.objects.create(sprite_name=f"claw-{name}", status="provisioning").pk
+               for name in ("old", "recent", "waiting")}
+    for pk in sprites.values():
+        enqueue_setup(pk, for_user=False)
+    with time_machine.travel("2026-03-02 12:00:30+00:00", tick=False):
+        for name, days in (("old", 8), ("recent", 6)):
+            task_queue.rows().filter(args_kwargs__kwargs__sprite_pk=sprites[name]).update(
+                status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=days))
+        assert "pruning task results: 1 deleted" in run_sweep().notes
+    kept = set(task_queue.rows().values_list("args_kwargs__kwargs__sprite_pk", flat=True))
+    assert sprites["old"] not in kept and {sprites["recent"], sprites["waiting"]} <= kept
+
+
 def children_of(pid: int) -> set[int]:
     out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
