@@ -178,10 +178,10 @@ class EmulatorHandler(WireHandler):
             session.connected = self._client_connected
             self._start_chunked("application/octet-stream")
             code = state.run_exec(sprite, session, argv, lambda stream, data: self._chunk(bytes([stream]) + data))
-            self._chunk(bytes([3, code & 0xFF]))
-            self._end_chunked()
-        finally:
+        finally:  # the process has ended before the client reads its exit code, as on the real VM
             state.end_exec(sprite, session)
+        self._chunk(bytes([3, code & 0xFF]))
+        self._end_chunked()
 
     def _services(self, name: str, tail: list[str]) -> None:
         state, method = self.server.state, self.command
