@@ -71,11 +71,7 @@ def run_sweep(
     candidates = UserSprite.objects.assigned().count() if ids is None else len(ids)
     try:
         if dry_run:
-            due = list(claims.due(now=timezone.now(), interval=config.interval, force=force, sprite_ids=ids)
-                       .values_list("sprite_name", flat=True))
-            for name in due:
-                say(f"{name}: would wake")
-            run.due = len(due)
+            run.due = _would_wake(config, force=force, ids=ids, say=say)
         else:
             _tick(run, Runner(run, config=config, window=window, force=force, ids=ids, say=say, deadline=deadline),
                   whole=ids is None)
@@ -102,6 +98,15 @@ def _tick(run: HeartbeatRun, runner: Runner, *, whole: bool) -> None:
     if housekeeping:
         hour = window_start(run.started_at, timedelta(hours=1))
         _side_jobs(run, hourly=run.started_at - hour < runner.config.interval)
+
+
+def _would_wake(config, *, force: bool, ids: list[int] | None, say) -> int:
+    """A dry run: the sprites due now, each named; nothing is claimed or woken."""
+    due = list(claims.due(now=timezone.now(), interval=config.interval, force=force, sprite_ids=ids)
+               .values_list("sprite_name", flat=True))
+    for name in due:
+        say(f"{name}: would wake")
+    return len(due)
 
 
 def _first_in_window(run: HeartbeatRun, window) -> bool:
