@@ -225,6 +225,9 @@ SPRITE_SETUP_CONCURRENCY = env.int("SPRITE_SETUP_CONCURRENCY", default=4)
 # SPRITE_SETUP_RETRY_SECONDS, doubling each time.
 SPRITE_SETUP_ATTEMPTS = env.int("SPRITE_SETUP_ATTEMPTS", default=5)
 SPRITE_SETUP_RETRY_SECONDS = env.float("SPRITE_SETUP_RETRY_SECONDS", default=15.0)
+# A set-up that finds every running slot of the org taken (429 concurrent_sprite_limit_exceeded)
+# waits for one, after the API's Retry-After, without spending an attempt, for up to this long.
+SPRITE_SETUP_SLOT_WAIT_SECONDS = env.float("SPRITE_SETUP_SLOT_WAIT_SECONDS", default=1800.0)
 # Worker processes per `manage.py worker`, and how often each looks for tasks whose worker
 # died (sprites/worker.py: a dead worker's task is running again seconds later). A task whose
 # worker died TASK_MAX_CLAIMS times fails instead of killing workers forever.

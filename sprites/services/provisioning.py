@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sprites import modelaccess, notify, openclaw
-from sprites.client import SpritesConflict, SpritesError, get_client
+from sprites.client import SpritesCapacityExceeded, SpritesConflict, SpritesError, get_client
 from sprites.logcontext import sprite_context
 from sprites.models import LifecycleEvent, UsageRecord, UserSprite
 
@@ -209,17 +209,19 @@ def activate(row: UserSprite, *, restore: bool) -> None:
     row.mark_online(gateway_url=row.sprite_url, gateway_token=token)
 
 
-def run_provisioning(*, sprite_pk: int, retry_transient: bool = False) -> UserSprite:
+def run_provisioning(*, sprite_pk: int, retry_transient: bool = False, wait_for_slot: bool = False) -> UserSprite:
     """Bring a `provisioning` row to `ready` (pool) or `online` (a user's): set it up unless
     it already has its golden checkpoint, then, for a user's row, activate it. Resumable: a
     crashed or failed attempt is picked up where it stopped. `retry_transient`: the caller
-    retries a transient failure, so a user's row stays `provisioning` too (the set-up task)."""
+    retries a transient failure, so a user's row stays `provisioning` too (the set-up task).
+    `wait_for_slot`: the org's running cap being full (a 429 that woke nothing) is raised as
+    SpritesCapacityExceeded for the caller to wait on, and recorded as nothing."""
     row = UserSprite.objects.get(pk=sprite_pk)
     with sprite_context(row.public_id):
-        return _run_provisioning(row, retry_transient)
+        return _run_provisioning(row, retry_transient, wait_for_slot)
 
 
-def _run_provisioning(row: UserSprite, retry_transient: bool) -> UserSprite:
+def _run_provisioning(row: UserSprite, retry_transient: bool, wait_for_slot: bool) -> UserSprite:
     if row.status != Status.PROVISIONING:
         return row
     started = time.monotonic()
@@ -237,6 +239,8 @@ def _run_provisioning(row: UserSprite, retry_transient: bool) -> UserSprite:
             finally:
                 bill_wake(sprite=row, cause=UsageRecord.Cause.PROVISIONING, tag="provisioning", started_at=bill_start)
     except (SpritesError, SpriteActionError) as exc:
+        if wait_for_slot and isinstance(exc, SpritesCapacityExceeded):
+            raise
         # A pool row on a transient failure stays `provisioning`: its task retries it, and
         # resume_stuck_provisioning later, so an outage never piles up half-made sprites. A
         # user's row too while its task retries; after the last try it goes to `error`: the

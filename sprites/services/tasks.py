@@ -7,6 +7,7 @@
   and a PostgreSQL advisory lock per sprite while it runs, so two never run at once),
   retried with exponential backoff on transient Sprites errors, at most
   SPRITE_SETUP_CONCURRENCY at once across all workers. A user's set-up goes before the pool's.
+  The org's running cap being full is waited out (`_wait_for_slot`), not counted as a try.
 - `run_sprite_action`: one console bulk action on one sprite (start, stop, refresh, rotate,
   destroy); a bulk action enqueues one per sprite under a batch id the console follows.
 - `reconcile_fleet`: the console's "reconcile now" (services/reconcile.py).
@@ -16,7 +17,9 @@ Django 6: `django_tasks` becomes `django.tasks` (the imports below and in sprite
 """
 
 import contextlib
+import functools
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,12 +28,13 @@ from django.db import connection
 from django.utils import timezone
 from django_tasks import task
 
-from sprites.client import SpritesError
+from sprites.client import SpritesCapacityExceeded, SpritesError
 from sprites.logcontext import sprite_context
 from sprites.models import UserSprite
 
 from . import heal, lifecycle, provisioning
 from .errors import SpriteActionError
+from .events import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +69,17 @@ def live_setup_exists(sprite_pk: int, *, other_than=None) -> bool:
 
 
 def enqueue_setup(sprite_pk: int, *, for_user: bool, attempt: int = 1, delay: float = 0.0,
-                  replacing=None) -> bool:
+                  replacing=None, waiting_since: float | None = None) -> bool:
     """Queue the set-up of a `provisioning` row unless one is already queued or running;
-    True if queued. `replacing`: the id of the task that queues its own follow-up."""
+    True if queued. `replacing`: the id of the task that queues its own follow-up;
+    `waiting_since`: when it began to wait for a running slot (a Unix time)."""
     if live_setup_exists(sprite_pk, other_than=replacing):
         return False
     work = set_up_sprite.using(priority=USER_PRIORITY if for_user else POOL_PRIORITY)
     if delay and work.get_backend().supports_defer:
         work = work.using(run_after=timezone.now() + timedelta(seconds=delay))
-    work.enqueue(sprite_pk=sprite_pk, attempt=attempt)
+    extra = {} if waiting_since is None else {"waiting_since": waiting_since}
+    work.enqueue(sprite_pk=sprite_pk, attempt=attempt, **extra)
     return True
 
 
@@ -117,24 +123,45 @@ def _setup_slot():
 
 
 @task(queue_name="setup", takes_context=True)
-def set_up_sprite(context, sprite_pk: int, attempt: int = 1) -> str:
+def set_up_sprite(context, sprite_pk: int, attempt: int = 1, waiting_since: float | None = None) -> str:
     """Set up one sprite (see the module docstring); returns what happened, for the task list."""
     me = context.task_result.id
     for_user = context.task_result.task.priority >= USER_PRIORITY
+    follow_up = functools.partial(enqueue_setup, sprite_pk, for_user=for_user, replacing=me)
     with _advisory(SPRITE_LOCK_NS, sprite_pk) as mine:
         if not mine:
             return "skipped: another worker is setting this sprite up"
         with _setup_slot() as slot:
             if not slot:
-                enqueue_setup(sprite_pk, for_user=for_user, attempt=attempt, delay=SLOT_WAIT_SECONDS, replacing=me)
+                follow_up(attempt=attempt, delay=SLOT_WAIT_SECONDS, waiting_since=waiting_since)
                 return "deferred: every set-up slot is busy"
             final = attempt >= settings.SPRITE_SETUP_ATTEMPTS or not _can_defer()
-            row = provisioning.run_provisioning(sprite_pk=sprite_pk, retry_transient=not final)
+            waited = time.time() - waiting_since if waiting_since else 0.0
+            may_wait = _can_defer() and waited < settings.SPRITE_SETUP_SLOT_WAIT_SECONDS
+            try:
+                row = provisioning.run_provisioning(sprite_pk=sprite_pk, retry_transient=not final,
+                                                    wait_for_slot=may_wait)
+            except SpritesCapacityExceeded as exc:
+                return _wait_for_slot(exc, sprite_pk, follow_up, attempt=attempt, waiting_since=waiting_since)
     if row.status == Status.PROVISIONING and not final:
         delay = settings.SPRITE_SETUP_RETRY_SECONDS * 2 ** (attempt - 1)
         enqueue_setup(sprite_pk, for_user=for_user, attempt=attempt + 1, delay=delay, replacing=me)
         return f"attempt {attempt} failed ({row.last_error}); retrying in {delay:g} s"
     return f"{row.status}" + (f": {row.last_error}" if row.status in (Status.ERROR, Status.PROVISIONING) else "")
+
+
+def _wait_for_slot(exc: SpritesCapacityExceeded, sprite_pk: int, follow_up, *, attempt: int,
+                   waiting_since: float | None) -> str:
+    """The org's running cap is full: the call that met it woke nothing, and the steps already
+    done are kept (the set-up resumes), so this costs no attempt. Try again after the API's
+    Retry-After (within SLOT_WAIT_SECONDS..60 s), for up to SPRITE_SETUP_SLOT_WAIT_SECONDS;
+    past that the 429 counts as any transient failure."""
+    delay = min(max(exc.retry_after or SLOT_WAIT_SECONDS, SLOT_WAIT_SECONDS), 60.0)
+    if waiting_since is None:
+        log_event(sprite=UserSprite.objects.get(pk=sprite_pk), action="setup_waiting",
+                  detail="every running slot of the Sprites org is taken: the set-up waits for one")
+    follow_up(attempt=attempt, delay=delay, waiting_since=waiting_since or time.time())
+    return f"deferred: every running slot of the Sprites org is taken; trying again in {delay:g} s"
 
 
 SPRITE_ACTIONS = {

@@ -130,6 +130,54 @@ def test_it_retries_a_transient_failure_with_backoff(db, emulator, alice, task_q
     assert sprite.status == "online"
 
 
+def test_a_full_running_cap_is_waited_out_without_spending_an_attempt(db, alice, task_queue, settings):
+    """Every running slot of the org taken (a user's session holds the only one): the set-up
+    waits for a slot, after the API's Retry-After, and runs once one is free."""
+    from sprites.models import LifecycleEvent
+    from sprites_emulator.testing import start_emulator
+
+    settings.SPRITE_SETUP_ATTEMPTS = 1  # a 429 counted as a failure would turn the sprite `error`
+    with start_emulator(running_limit=1, idle_seconds=1, cold_seconds=2, exec_seconds=0.05, setup_seconds=0) as emu:
+        settings.SPRITES_API_URL = emu.url
+        emu.create_sprite("claw-busy")
+        emu.simulate_session("claw-busy", 600)
+        sprite, _ = services.provision_sprite(user=alice)
+        assert task_queue.run() == 1
+        sprite.refresh_from_db()
+        assert sprite.status == "provisioning" and not sprite.last_error
+        retry = task_queue.rows().get(status="READY")
+        assert retry.args_kwargs["kwargs"]["attempt"] == 1 and retry.args_kwargs["kwargs"]["waiting_since"]
+        assert timedelta(seconds=1) < retry.run_after - timezone.now() <= timedelta(seconds=60)
+        assert "running slot" in task_queue.rows().get(status="SUCCESSFUL").return_value
+
+        task_queue.rows().filter(pk=retry.pk).update(run_after=timezone.now())
+        assert task_queue.run() == 1  # still full: waits again, one event in all
+        assert task_queue.rows().get(status="READY").args_kwargs["kwargs"]["waiting_since"] == \
+            retry.args_kwargs["kwargs"]["waiting_since"]
+        emu.advance_clock(602)  # the session ends, and its idle window
+        task_queue.rows().filter(status="READY").update(run_after=timezone.now())
+        assert task_queue.run() == 1
+        sprite.refresh_from_db()
+        assert sprite.status == "online"
+        assert LifecycleEvent.objects.filter(sprite=sprite, action="setup_waiting").count() == 1
+        assert emu.cap()["peak_running"] <= 1
+
+
+def test_a_running_cap_full_for_too_long_counts_as_a_failure(db, alice, task_queue, settings):
+    from sprites_emulator.testing import start_emulator
+
+    settings.SPRITE_SETUP_ATTEMPTS = 1
+    settings.SPRITE_SETUP_SLOT_WAIT_SECONDS = 0
+    with start_emulator(running_limit=1, idle_seconds=1, cold_seconds=2, exec_seconds=0.05, setup_seconds=0) as emu:
+        settings.SPRITES_API_URL = emu.url
+        emu.create_sprite("claw-busy")
+        emu.simulate_session("claw-busy", 600)
+        sprite, _ = services.provision_sprite(user=alice)
+        task_queue.run()
+        sprite.refresh_from_db()
+        assert sprite.status == "error" and "running slot" in sprite.last_error
+
+
 def test_it_gives_up_after_the_last_attempt(db, alice, task_queue, monkeypatch, settings):
     settings.SPRITE_SETUP_ATTEMPTS = 1
     monkeypatch.setattr(provisioning, "set_up", lambda row: (_ for _ in ()).throw(SpritesUnavailable("down")))
