@@ -91,6 +91,7 @@ bench: install
 	  scripts/pg.sh createdb bench_clawdirector; \
 	  export DATABASE_URL=$${URL%/*}/bench_clawdirector $(BENCH_ENV); \
 	  $(PY) manage.py migrate --noinput -v0 && \
+	  $(PY) manage.py collectstatic --noinput -v0 && \
 	  echo "==> Heartbeat sweep" && $(PY) manage.py bench_heartbeat $(BENCH_HEARTBEAT_ARGS) && \
 	  echo "==> Heartbeat under the running cap: 10,000 sprites, cap 256" && \
 	  $(PY) manage.py bench_heartbeat $(BENCH_CAPPED) --sprites 10000 && \

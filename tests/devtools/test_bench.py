@@ -35,6 +35,7 @@ def test_it_measures_a_small_sweep_and_deletes_what_it_made():
     assert "woke 12, skipped 0, failed 0" in text
     for label in ("wall time", "ideal time", "efficiency", "per sprite", "ledger active", "emulator meter", "difference"):
         assert label in text
+    assert "(target within 1% from 1,000 sprites)" in text  # a fleet's target, not a dozen sprites
     assert not UserSprite.objects.exists() and not UsageRecord.objects.exists()
     assert not HeartbeatRun.objects.exists() and not get_user_model().objects.exists()
 

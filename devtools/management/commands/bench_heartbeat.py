@@ -51,6 +51,9 @@ class QueryCounter:
                 conn.execute_wrappers.remove(self)
 
 
+FLEET = 1000  # sprites from which the per-wake targets apply (_fleet_target)
+
+
 class Command(BaseCommand):
     help = (
         "Benchmark one heartbeat sweep against a Sprites emulator in its own process: creates N "
@@ -113,7 +116,7 @@ class Command(BaseCommand):
 
             with override_settings(
                 SPRITES_API_URL=emulator.url, SPRITES_API_TOKEN="bench-token", SPRITE_IDLE_SECONDS=idle,
-                SPRITES_POOL_CONNECTIONS=max(settings.SPRITES_POOL_CONNECTIONS, concurrency),
+                SPRITES_POOL_CONNECTIONS=max(settings.SPRITES_POOL_CONNECTIONS, options["sweepers"] * concurrency),
                 SPRITE_POOL_SIZE=0,
             ), QueryCounter() as counter:
                 started = time.monotonic()
@@ -185,10 +188,10 @@ class Command(BaseCommand):
             f"ideal time         {ideal:9.2f} s  {bound}",
             f"efficiency         {efficiency:9.1%}   (ideal ÷ wall; capped: the cap kept busy) "
             f"target ≥ {options['target']:.0%}  {_ok(efficiency >= options['target'])}",
-            f"SQL statements     {queries:9d}   {qps:.3f} per sprite, target ≤ 1  {_ok(qps <= 1)}",
+            f"SQL statements     {queries:9d}   {qps:.3f} per sprite, {_fleet_target('≤ 1', qps <= 1, n)}",
             f"ledger active      {ledger:12.3f} s",
             f"emulator meter     {truth:12.3f} s  (running_seconds_final)",
-            f"difference         {diff:+9.2f} %   target within 1%  {_ok(abs(diff) <= 1)}",
+            f"difference         {diff:+9.2f} %   {_fleet_target('within 1%', abs(diff) <= 1, n)}",
         ]
         for line in lines:
             self.stdout.write(line)
@@ -202,3 +205,11 @@ class Command(BaseCommand):
 
 def _ok(met: bool) -> str:
     return "ok" if met else "MISSED"
+
+
+def _fleet_target(target: str, met: bool, n: int) -> str:
+    """Issue 10's per-wake targets are for a fleet: below 1,000 sprites a tick's fixed
+    statements and the API round trip's share of a short idle tail are what a figure shows."""
+    if n < FLEET:
+        return f"(target {target} from {FLEET:,} sprites)"
+    return f"target {target}  {_ok(met)}"
