@@ -29,3 +29,12 @@ def test_it_plays_heartbeats_and_sessions_against_the_meter_and_deletes_what_it_
         assert label in text
     assert not UserSprite.objects.exists() and not UsageRecord.objects.exists() and not VMSample.objects.exists()
     assert not HeartbeatRun.objects.exists() and not get_user_model().objects.exists()
+
+
+def test_it_refuses_a_database_holding_sprites_it_did_not_make():
+    """Its sweeps would wake them too (a console benchmark's 10,000 sprites made it run for hours)."""
+    from django.core.management.base import CommandError
+
+    UserSprite.objects.create(sprite_name="someone-else", status="sleeping")
+    with pytest.raises(CommandError, match=r"holds 1 sprite\(s\) this benchmark did not make"):
+        call_command("bench_usage", "--sprites", "2", "--hours", "1.6", "--yes-wipe", stdout=StringIO())

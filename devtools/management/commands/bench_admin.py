@@ -23,9 +23,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from devtools.bench import require_scratch_database
+from devtools.bench import delete_sprites, require_scratch_database
 from sprites import billing
-from sprites.models import LifecycleEvent, SpriteDailyCost, UsageRecord, UserSprite
+from sprites.models import UserSprite
 
 USER_PREFIX = "bench-admin-user-"
 STATUSES = [  # a plausible fleet: mostly asleep, a few broken
@@ -72,6 +72,13 @@ class Command(BaseCommand):
             f"fleet: {sprites:,} sprites, {ledger_rows:,} ledger rows in {time.perf_counter() - started:.1f} s"
         )
 
+        try:
+            results = self.measure_all(runs)
+        finally:
+            self.wipe()  # the next benchmark on this database must not sweep a fleet it did not make
+        self.stdout.write(json.dumps({"sprites": sprites, "ledger_rows": ledger_rows, "results": results}))
+
+    def measure_all(self, runs) -> dict:
         admin, _ = get_user_model().objects.get_or_create(
             username="bench-admin", defaults={"is_staff": True, "is_superuser": True, "email": "bench@example.com"}
         )
@@ -92,7 +99,7 @@ class Command(BaseCommand):
                     f"{label}: median {r['median_ms']:.1f} ms (min {r['min_ms']:.1f}, max {r['max_ms']:.1f}) "
                     f"over {runs} runs, {r['queries']} queries"
                 )
-        self.stdout.write(json.dumps({"sprites": sprites, "ledger_rows": ledger_rows, "results": results}))
+        return results
 
     def measure(self, client, url, runs) -> dict:
         client.get(url)  # warm caches (templates, connection)
@@ -121,11 +128,9 @@ class Command(BaseCommand):
                     apps.get_model(label).objects.all().delete()
                 except LookupError:
                     pass
-            # Bulk deletes: the ledger is append-only for the app, not for a scratch database.
-            UsageRecord.objects.all().delete()  # QuerySet.delete never calls the model's delete()
-            SpriteDailyCost.objects.all().delete()
-            LifecycleEvent.objects.all().delete()
-            UserSprite.objects.all().delete()
+            # Raw deletes of every sprite and each row pointing at one (the ledger, roll-ups,
+            # events, and whatever an earlier benchmark left): a scratch database only.
+            delete_sprites(UserSprite.objects.all())
             get_user_model().objects.filter(username__startswith=USER_PREFIX).delete()
 
     def create_fleet(self, count: int, days: int, pairs: int) -> int:

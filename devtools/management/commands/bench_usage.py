@@ -52,6 +52,9 @@ class Command(BaseCommand):
         if n < 1 or step < 1 or options["hours"] <= 1:
             raise CommandError("--sprites and --sample-seconds must be at least 1, --hours more than 1.")
         require_scratch_database(yes_wipe=options["yes_wipe"])
+        if others := UserSprite.objects.exclude(status=UserSprite.Status.DESTROYED).count():
+            raise CommandError(f"The database holds {others:,} sprite(s) this benchmark did not make: its sweeps would "
+                               "wake them too. Run it on an empty scratch database (make bench makes one).")
         from sprites_emulator.testing import start_emulator
 
         emulator = start_emulator(exec_seconds=0.0, idle_seconds=settings.SPRITE_IDLE_SECONDS, cold_seconds=3600,
