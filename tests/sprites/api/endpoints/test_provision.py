@@ -1,6 +1,6 @@
 """POST /api/sprites/provision: 201 from the pool, 202 while a set-up runs, 200 after;
 refused to anonymous, malformed bodies and GET; CSRF with a session, none with a token; 503
-with Retry-After when Sprites is down or rate-limits."""
+with Retry-After when Sprites is down or rate-limits, 429 when the org's running cap is full."""
 
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -94,3 +94,27 @@ def test_it_passes_a_rate_limit_retry_after_on(emulator, as_alice, sprite, setti
     response = as_alice.post(url(sprite, "start"))
     assert_error(response, 503, "sprites_unavailable")
     assert response["Retry-After"] == "7"
+
+
+def test_a_provision_when_the_running_cap_is_full_is_a_429_and_the_pool_sprite_goes_back(db, as_alice, alice,
+                                                                                          settings):
+    """Issue 10: the org's every running slot taken (a user's session holds the only one): a
+    provision from the pool answers 429 with Retry-After and a clear JSON error, and loses nothing."""
+    import time
+
+    from sprites_emulator.testing import start_emulator
+
+    with start_emulator(running_limit=1, idle_seconds=0.5, cold_seconds=2, exec_seconds=0.05, setup_seconds=0) as emu:
+        settings.SPRITES_API_URL = emu.url
+        services.fill_pool(target=1)
+        deadline = time.monotonic() + 10
+        while emu.running() and time.monotonic() < deadline:  # the pool sprite's idle window ends
+            time.sleep(0.05)
+        emu.create_sprite("claw-busy")
+        emu.simulate_session("claw-busy", 600)
+        response = as_alice.post("/api/sprites/provision")
+        body = assert_error(response, 429, "running_cap_full")
+        assert int(response["Retry-After"]) > 0 and "running" in body["detail"]
+        assert not UserSprite.objects.filter(user=alice).exists()
+        assert UserSprite.objects.filter(user__isnull=True, status="ready").count() == 1
+        assert emu.cap()["peak_running"] <= 1
