@@ -61,12 +61,7 @@ class ModelProxyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _json(self, status: int, body) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def _error(self, status: int, message: str, type_: str) -> None:
         self._json(status, {"error": {"message": message, "type": type_, "param": None, "code": str(status)}})
@@ -169,40 +164,60 @@ class ModelProxyHandler(http.server.BaseHTTPRequestHandler):
             self._error(400, f"Budget has been exceeded! Current cost: {spend}, Max budget: {budget}",
                         "budget_exceeded")
             return
-        usage = {"prompt_tokens": self.state.prompt_tokens, "completion_tokens": self.state.completion_tokens,
-                 "total_tokens": self.state.prompt_tokens + self.state.completion_tokens}
+        usage = usage_block(self.state.prompt_tokens, self.state.completion_tokens)
         cost = (self.state.prompt_tokens * self.state.price_input + self.state.completion_tokens * self.state.price_output) / 10**6
         with self.state.lock:
             entry["calls"] += 1
             entry["prompt_tokens"] += self.state.prompt_tokens
             entry["completion_tokens"] += self.state.completion_tokens
             entry["spend"] = float(Decimal(str(entry["spend"])) + cost)
-        self._answer(body, usage)
+        send_completion(self, model=body.get("model", ""), reply=self.state.reply, usage=usage,
+                        stream=bool(body.get("stream")))
 
-    def _answer(self, body: dict, usage: dict) -> None:
-        """The completion: one JSON body, or SSE chunks whose last one carries `usage`."""
-        rid, created, name = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "")
-        if not body.get("stream"):
-            self._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": name,
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": self.state.reply},
-                                          "finish_reason": "stop"}], "usage": usage})
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
-        for chunk in (
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {"content": self.state.reply}, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-            {**base, "choices": [], "usage": usage},
-        ):
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-        self.close_connection = True
+
+# --- the OpenAI wire shapes (also the contract suite's fake model server's) -----------------------
+
+
+def send_json(handler: http.server.BaseHTTPRequestHandler, status: int, body) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def usage_block(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def send_completion(handler: http.server.BaseHTTPRequestHandler, *, model: str, reply: str, usage: dict,
+                    stream: bool) -> None:
+    """A chat completion answering `reply`: one JSON body, or SSE chunks whose last one
+    carries `usage` (what OpenAI sends with stream_options.include_usage)."""
+    rid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
+    if not stream:
+        send_json(handler, 200, {"id": rid, "object": "chat.completion", "created": created, "model": model,
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                                              "finish_reason": "stop"}], "usage": usage})
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Cache-Control", "no-cache")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
+    for chunk in (
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {"content": reply}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "usage": usage},
+    ):
+        handler.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    handler.wfile.write(b"data: [DONE]\n\n")
+    handler.wfile.flush()
+    handler.close_connection = True
 
 
 class ModelProxyServer(http.server.ThreadingHTTPServer):

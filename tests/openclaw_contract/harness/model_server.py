@@ -8,9 +8,9 @@ import contextlib
 import http.server
 import json
 import threading
-import time
-import uuid
 from dataclasses import dataclass, field
+
+from sprites_emulator.modelproxy import send_completion, send_json, usage_block
 
 from .probes import LOOPBACK
 
@@ -46,14 +46,6 @@ def _fake_handler(model: FakeModel):
         def log_message(self, *args):  # quiet
             pass
 
-        def _send_json(self, status: int, body: dict):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
         def _key(self) -> str:
             auth = self.headers.get("Authorization", "")
             return auth[7:] if auth.lower().startswith("bearer ") else auth
@@ -62,10 +54,10 @@ def _fake_handler(model: FakeModel):
             with model.lock:
                 model.requests.append({"method": "GET", "path": self.path, "key": self._key()})
             if self.path.rstrip("/").endswith("/models"):
-                self._send_json(200, {"object": "list", "data": [
+                send_json(self, 200, {"object": "list", "data": [
                     {"id": "fake-model", "object": "model", "created": 0, "owned_by": "test"}]})
             else:
-                self._send_json(404, {"error": {"message": "not found"}})
+                send_json(self, 404, {"error": {"message": "not found"}})
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -78,47 +70,23 @@ def _fake_handler(model: FakeModel):
             with model.lock:
                 model.requests.append({"method": "POST", "path": self.path, "key": key, "body": body})
             if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+                send_json(self, 404, {"error": {"message": f"no route {self.path}"}})
                 return
             status = model.fail_keys.get(key) or model.fail_status
             if status:
-                self._send_json(status, model.fail_body or {"error": {
+                send_json(self, status, model.fail_body or {"error": {
                     "message": f"fake model server failure {status}",
                     "type": "server_error" if status >= 500 else "insufficient_quota",
                     "code": str(status)}})
                 return
-            usage = {"prompt_tokens": model.prompt_tokens, "completion_tokens": model.completion_tokens,
-                     "total_tokens": model.prompt_tokens + model.completion_tokens}
+            usage = usage_block(model.prompt_tokens, model.completion_tokens)
             with model.lock:
                 seen = model.usage_by_key.setdefault(key, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
                 seen["calls"] += 1
                 seen["prompt_tokens"] += model.prompt_tokens
                 seen["completion_tokens"] += model.completion_tokens
-            rid, created, name = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "fake-model")
-            if not body.get("stream"):
-                self._send_json(200, {
-                    "id": rid, "object": "chat.completion", "created": created, "model": name,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": model.reply},
-                                 "finish_reason": "stop"}],
-                    "usage": usage})
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
-            chunks = [
-                {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-                {**base, "choices": [{"index": 0, "delta": {"content": model.reply}, "finish_reason": None}]},
-                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                {**base, "choices": [], "usage": usage},
-            ]
-            for chunk in chunks:
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-            self.close_connection = True
+            send_completion(self, model=body.get("model", "fake-model"), reply=model.reply, usage=usage,
+                            stream=bool(body.get("stream")))
 
     return Handler
 
