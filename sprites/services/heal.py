@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -29,6 +30,9 @@ from .verify import check_end_to_end, verify_sprite
 logger = logging.getLogger(__name__)
 
 HEAL_THREADS = 8
+# Set for a day when the API kept a checkpoint it was asked to delete: the pruning, which
+# runs every tick, then asks again tomorrow instead of twice a minute.
+DELETE_REFUSED_KEY, DELETE_REFUSED_SECONDS = "heal:checkpoint-delete-refused", 24 * 3600
 RESTART, RESTORE, ALERT = 0, 1, 2
 
 
@@ -167,6 +171,8 @@ def prune_known_good(*, keep: int | None = None, limit: int = 200) -> int:
     """Delete known-good checkpoints beyond the last `keep` (HEAL_KEEP_CHECKPOINTS) per
     sprite, at the provider and on the row; at most `limit` per call. Returns how many."""
     keep = settings.HEAL_KEEP_CHECKPOINTS if keep is None else keep
+    if cache.get(DELETE_REFUSED_KEY):
+        return 0
     over = (KnownGoodCheckpoint.objects.filter(deleted_at__isnull=True).values("sprite_id")
             .annotate(n=Count("pk")).filter(n__gt=keep).values_list("sprite_id", flat=True))
     deleted, client = 0, get_client()
@@ -178,7 +184,8 @@ def prune_known_good(*, keep: int | None = None, limit: int = 200) -> int:
             try:
                 client.delete_checkpoint(row.sprite.sprite_name, row.checkpoint_id)
             except CheckpointDeleteUnsupported as exc:  # every further call would say the same
-                logger.warning("%s; old known-good checkpoints are kept (and bill storage)", exc)
+                cache.set(DELETE_REFUSED_KEY, True, DELETE_REFUSED_SECONDS)
+                logger.warning("%s; old known-good checkpoints are kept (and bill storage); asking again in a day", exc)
                 return deleted
             except SpritesError as exc:
                 logger.warning("Deleting checkpoint %s failed: %s", row, exc)

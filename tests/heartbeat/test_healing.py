@@ -173,7 +173,7 @@ def test_it_keeps_the_last_n_known_good_checkpoints(online, emulator, settings):
 def test_an_api_that_keeps_checkpoints_stops_the_pruning_and_counts_nothing_deleted(online, settings, monkeypatch,
                                                                                       caplog):
     """The delete route is unconfirmed (sprites-api.md): where the API keeps the checkpoint, the
-    rows stay undeleted and one warning says why, instead of one failed call per row."""
+    rows stay undeleted and one warning a day says why, instead of failed calls every tick."""
     from sprites.client import CheckpointDeleteUnsupported, SpritesClient
 
     calls = []
@@ -191,6 +191,7 @@ def test_an_api_that_keeps_checkpoints_stops_the_pruning_and_counts_nothing_dele
     assert prune_known_good() == 0
     assert len(calls) == 1 and "old known-good checkpoints are kept" in caplog.text
     assert KnownGoodCheckpoint.objects.filter(sprite=online, deleted_at__isnull=True).count() == 3
+    assert prune_known_good() == 0 and len(calls) == 1  # the next tick does not ask again (for a day)
 
 
 def test_a_start_queues_a_check_of_the_gateway(online, emulator, monkeypatch):
