@@ -145,7 +145,7 @@ def set_up_sprite(context, sprite_pk: int, attempt: int = 1, waiting_since: floa
                 return _wait_for_slot(exc, sprite_pk, follow_up, attempt=attempt, waiting_since=waiting_since)
     if row.status == Status.PROVISIONING and not final:
         delay = settings.SPRITE_SETUP_RETRY_SECONDS * 2 ** (attempt - 1)
-        enqueue_setup(sprite_pk, for_user=for_user, attempt=attempt + 1, delay=delay, replacing=me)
+        follow_up(attempt=attempt + 1, delay=delay)
         return f"attempt {attempt} failed ({row.last_error}); retrying in {delay:g} s"
     return f"{row.status}" + (f": {row.last_error}" if row.status in (Status.ERROR, Status.PROVISIONING) else "")
 
