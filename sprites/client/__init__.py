@@ -20,8 +20,8 @@ from .types import Checkpoint, ExecResult, OrgInfo, Service, Sprite, StreamEvent
 from .wire import parse_exec_body, parse_exec_frames
 
 __all__ = [
-    "Checkpoint", "CheckpointDeleteUnsupported", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound", "SpritesAuthFailed",
-    "SpritesBadRequest", "SpritesCapacityExceeded",
+    "Checkpoint", "CheckpointDeleteUnsupported", "ExecResult", "OrgInfo", "Service", "Sprite", "SpriteNotFound",
+    "SpritesAuthFailed", "SpritesBadRequest", "SpritesCapacityExceeded",
     "SpritesClient", "SpritesConflict", "SpritesError", "SpritesRateLimited", "SpritesUnavailable", "StreamEvent",
     "check_gateway", "get_client", "ws_exchange", "parse_checkpoint_id", "parse_exec_body", "parse_exec_frames",
 ]
