@@ -43,6 +43,7 @@ USER_PRIORITY, POOL_PRIORITY = 10, 0  # a waiting user before a pool refill
 SPRITE_LOCK_NS = 0x73707274  # "sprt": advisory-lock namespaces (two-int form)
 SLOT_LOCK_NS = 0x736C6F74  # "slot"
 SLOT_WAIT_SECONDS = 2.0
+SLOT_WAIT_MAX_SECONDS = 60.0  # the longest a full running cap's Retry-After is taken at its word
 LIVE = ("READY", "RUNNING")
 
 
@@ -154,9 +155,9 @@ def _wait_for_slot(exc: SpritesCapacityExceeded, sprite_pk: int, follow_up, *, a
                    waiting_since: float | None) -> str:
     """The org's running cap is full: the call that met it woke nothing, and the steps already
     done are kept (the set-up resumes), so this costs no attempt. Try again after the API's
-    Retry-After (within SLOT_WAIT_SECONDS..60 s), for up to SPRITE_SETUP_SLOT_WAIT_SECONDS;
+    Retry-After (within SLOT_WAIT_SECONDS..SLOT_WAIT_MAX_SECONDS), for up to SPRITE_SETUP_SLOT_WAIT_SECONDS;
     past that the 429 counts as any transient failure."""
-    delay = min(max(exc.retry_after or SLOT_WAIT_SECONDS, SLOT_WAIT_SECONDS), 60.0)
+    delay = min(max(exc.retry_after or SLOT_WAIT_SECONDS, SLOT_WAIT_SECONDS), SLOT_WAIT_MAX_SECONDS)
     if waiting_since is None:
         log_event(sprite=UserSprite.objects.get(pk=sprite_pk), action="setup_waiting",
                   detail="every running slot of the Sprites org is taken: the set-up waits for one")
